@@ -1,0 +1,326 @@
+"""Byte-level regular terms with Brzozowski derivatives.
+
+Every regular constraint lowers to a *term* over bytes. Terms are hash-consed in a ``TermStore``
+(an int id per distinct term), simplified up to associativity, commutativity and idempotence, so
+that the derivatives of a term form a finite automaton that is built lazily, state by state.
+
+Why derivatives: counted repetition ``r{m,n}`` needs no unrolling (its derivative just lowers the
+counters), intersection and complement are as easy as union (``pattern`` together with
+``maxLength``), and only the states a generation actually visits are ever built.
+
+Kinds (node tuples ``(kind, ...)``):
+``EMPTY`` (no string), ``EPS`` (the empty string), ``BYTES mask`` (one byte from a 256-bit mask),
+``CAT a b`` (right-nested), ``ALT (t, ...)``, ``AND (t, ...)``, ``NOT t`` (complement over all byte
+strings), ``REP t m n`` (``n`` = -1 for unbounded).
+"""
+
+from __future__ import annotations
+
+import sys
+
+EMPTY_K, EPS_K, BYTES_K, CAT_K, ALT_K, AND_K, NOT_K, REP_K = range(8)
+INF = -1
+ALL_BYTES = (1 << 256) - 1
+
+EMPTY = 0
+EPS = 1
+
+
+class TermStore:
+    """Interns terms and computes nullability, byte classes and derivatives, all memoized."""
+
+    def __init__(self) -> None:
+        self.nodes: list[tuple] = []
+        self.index: dict[tuple, int] = {}
+        self.nullable: list[bool] = []
+        self.has_bool: list[bool] = []  # the term contains AND or NOT (emptiness is not syntactic)
+        self._deriv: dict[tuple[int, int], int] = {}
+        self._classes: dict[int, tuple[int, ...]] = {}
+        self._cap: dict[tuple[int, int], int] = {}
+        self._empty: dict[int, bool] = {}
+        self.search_budget = 200_000
+        assert self._intern((EMPTY_K,), False, False) == EMPTY
+        assert self._intern((EPS_K,), True, False) == EPS
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def _intern(self, node: tuple, nullable: bool, has_bool: bool) -> int:
+        tid = self.index.get(node)
+        if tid is None:
+            tid = len(self.nodes)
+            self.nodes.append(node)
+            self.nullable.append(nullable)
+            self.has_bool.append(has_bool)
+            self.index[node] = tid
+        return tid
+
+    # -- smart constructors -----------------------------------------------------------------
+    def byte_set(self, mask: int) -> int:
+        if mask == 0:
+            return EMPTY
+        return self._intern((BYTES_K, mask), False, False)
+
+    def byte_range(self, lo: int, hi: int) -> int:
+        return self.byte_set(((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1))
+
+    def literal(self, data: bytes) -> int:
+        t = EPS
+        for b in reversed(data):
+            t = self.cat(self.byte_set(1 << b), t)
+        return t
+
+    def cat(self, a: int, b: int) -> int:
+        if a == EMPTY or b == EMPTY:
+            return EMPTY
+        if a == EPS:
+            return b
+        if b == EPS:
+            return a
+        node = self.nodes[a]
+        if node[0] == CAT_K:
+            return self.cat(node[1], self.cat(node[2], b))
+        return self._intern((CAT_K, a, b), self.nullable[a] and self.nullable[b],
+                            self.has_bool[a] or self.has_bool[b])
+
+    def seq(self, *parts: int) -> int:
+        t = EPS
+        for p in reversed(parts):
+            t = self.cat(p, t)
+        return t
+
+    def alt(self, *ts: int) -> int:
+        items: set[int] = set()
+        mask = 0
+        for t in ts:
+            node = self.nodes[t]
+            if node[0] == ALT_K:
+                for u in node[1]:
+                    if self.nodes[u][0] == BYTES_K:
+                        mask |= self.nodes[u][1]
+                    else:
+                        items.add(u)
+            elif node[0] == BYTES_K:
+                mask |= node[1]
+            elif t != EMPTY:
+                items.add(t)
+        if mask:
+            items.add(self.byte_set(mask))
+        if not items:
+            return EMPTY
+        if len(items) == 1:
+            return next(iter(items))
+        key = tuple(sorted(items))
+        return self._intern((ALT_K, key), any(self.nullable[t] for t in key),
+                            any(self.has_bool[t] for t in key))
+
+    def and_(self, *ts: int) -> int:
+        items: set[int] = set()
+        for t in ts:
+            node = self.nodes[t]
+            if t == EMPTY:
+                return EMPTY
+            if node[0] == AND_K:
+                items.update(node[1])
+            else:
+                items.add(t)
+        if EPS in items:
+            return EPS if all(self.nullable[t] for t in items) else EMPTY
+        if len(items) == 1:
+            return next(iter(items))
+        key = tuple(sorted(items))
+        return self._intern((AND_K, key), all(self.nullable[t] for t in key), True)
+
+    def not_(self, a: int) -> int:
+        node = self.nodes[a]
+        if node[0] == NOT_K:
+            return node[1]
+        return self._intern((NOT_K, a), not self.nullable[a], True)
+
+    def rep(self, a: int, lo: int, hi: int = INF) -> int:
+        """``a{lo,hi}``; ``hi`` = INF (-1) for unbounded."""
+        if hi != INF and hi < lo:
+            return EMPTY
+        if hi == 0 or a == EPS:
+            return EPS
+        if a == EMPTY:
+            return EPS if lo == 0 else EMPTY
+        if self.nullable[a]:
+            lo = 0
+        if lo == 1 and hi == 1:
+            return a
+        return self._intern((REP_K, a, lo, hi), lo == 0, self.has_bool[a])
+
+    def star(self, a: int) -> int:
+        return self.rep(a, 0, INF)
+
+    def opt(self, a: int) -> int:
+        return self.alt(a, EPS)
+
+    # -- derivatives --------------------------------------------------------------------------
+    def classes(self, t: int) -> tuple[int, ...]:
+        """A partition of the 256 bytes (as masks) such that bytes of one class have equal derivatives."""
+        got = self._classes.get(t)
+        if got is not None:
+            return got
+        node = self.nodes[t]
+        k = node[0]
+        if k in (EMPTY_K, EPS_K):
+            parts: tuple[int, ...] = (ALL_BYTES,)
+        elif k == BYTES_K:
+            parts = tuple(m for m in (node[1], ALL_BYTES ^ node[1]) if m)
+        elif k == CAT_K:
+            parts = self.classes(node[1])
+            if self.nullable[node[1]]:
+                parts = _refine(parts, self.classes(node[2]))
+        elif k in (ALT_K, AND_K):
+            parts = (ALL_BYTES,)
+            for u in node[1]:
+                parts = _refine(parts, self.classes(u))
+        else:  # NOT, REP
+            parts = self.classes(node[1])
+        self._classes[t] = parts
+        return parts
+
+    def deriv(self, t: int, b: int) -> int:
+        """The derivative of term ``t`` by byte ``b``: the strings s such that b+s is in t."""
+        key = (t, b)
+        got = self._deriv.get(key)
+        if got is not None:
+            return got
+        node = self.nodes[t]
+        k = node[0]
+        if k in (EMPTY_K, EPS_K):
+            d = EMPTY
+        elif k == BYTES_K:
+            d = EPS if (node[1] >> b) & 1 else EMPTY
+        elif k == CAT_K:
+            a, rest = node[1], node[2]
+            d = self.cat(self.deriv(a, b), rest)
+            if self.nullable[a]:
+                d = self.alt(d, self.deriv(rest, b))
+        elif k == ALT_K:
+            d = self.alt(*[self.deriv(u, b) for u in node[1]])
+        elif k == AND_K:
+            d = self.and_(*[self.deriv(u, b) for u in node[1]])
+        elif k == NOT_K:
+            d = self.not_(self.deriv(node[1], b))
+        else:  # REP
+            a, lo, hi = node[1], node[2], node[3]
+            d = self.cat(self.deriv(a, b), self.rep(a, max(lo - 1, 0), INF if hi == INF else hi - 1))
+        self._deriv[key] = d
+        return d
+
+    # -- emptiness ---------------------------------------------------------------------------------
+    def is_empty(self, t: int) -> bool:
+        """Whether the language of ``t`` is empty.
+
+        Structural for terms without AND/NOT (the constructors never build an empty one but
+        EMPTY itself); an AND or NOT node is decided by searching its derivatives for a nullable term.
+        """
+        got = self._empty.get(t)
+        if got is not None:
+            return got
+        node = self.nodes[t]
+        k = node[0]
+        if t == EMPTY:
+            r = True
+        elif not self.has_bool[t]:
+            r = False
+        elif k == CAT_K:
+            r = self.is_empty(node[1]) or self.is_empty(node[2])
+        elif k == ALT_K:
+            r = all(self.is_empty(u) for u in node[1])
+        elif k == REP_K:
+            r = node[2] > 0 and self.is_empty(node[1])
+        else:
+            r = self._search_empty(t)
+        self._empty[t] = r
+        return r
+
+    def _search_empty(self, t: int) -> bool:
+        from .errors import BudgetExceededError
+
+        seen = {t}
+        stack = [t]
+        while stack:
+            u = stack.pop()
+            if self.nullable[u] or self._empty.get(u) is False:
+                return False
+            for mask in self.classes(u):
+                d = self.deriv(u, (mask & -mask).bit_length() - 1)
+                if d not in seen and not self._empty.get(d, False) and d != EMPTY:
+                    seen.add(d)
+                    stack.append(d)
+            if len(seen) > self.search_budget:
+                raise BudgetExceededError(
+                    f"deciding whether a constraint can be satisfied took more than {self.search_budget} states")
+        for u in seen:  # closed under derivatives and nothing in it accepts: all empty
+            self._empty[u] = True
+        return True
+
+    # -- counters -------------------------------------------------------------------------------
+    def cap_counters(self, t: int, limit: int) -> int:
+        """Replace ``r{m,n}`` by ``r{min(m,limit), n if n <= limit else inf}`` in ``t``.
+
+        The capped term reaches an empty language on exactly the same byte strings of length
+        < ``limit`` as ``t``: each iteration consumes at least one byte, so a string that short
+        cannot tell the counts apart, and emptiness outside AND/NOT is structural. AND/NOT subterms
+        are left as they are. Token masks only look that far ahead, so masks of ``[a-z]{0,2000}``
+        at count 3 and at count 1500 are one cache entry.
+        """
+        key = (t, limit)
+        got = self._cap.get(key)
+        if got is not None:
+            return got
+        node = self.nodes[t]
+        k = node[0]
+        if k == CAT_K:
+            r = self.cat(self.cap_counters(node[1], limit), self.cap_counters(node[2], limit))
+        elif k == ALT_K:
+            r = self.alt(*[self.cap_counters(u, limit) for u in node[1]])
+        elif k == REP_K:
+            a = self.cap_counters(node[1], limit)
+            lo, hi = node[2], node[3]
+            r = self.rep(a, min(lo, limit), INF if hi == INF or hi > limit else hi)
+        else:
+            r = t
+        self._cap[key] = r
+        return r
+
+    def describe(self, t: int, depth: int = 3) -> str:
+        """A short human-readable rendering, for error messages and debugging."""
+        node = self.nodes[t]
+        k = node[0]
+        if k == EMPTY_K:
+            return "∅"
+        if k == EPS_K:
+            return "ε"
+        if depth <= 0:
+            return "…"
+        if k == BYTES_K:
+            m = node[1]
+            bs = [b for b in range(256) if (m >> b) & 1]
+            if len(bs) == 1:
+                return repr(bytes(bs))[2:-1]
+            return f"[{len(bs)} bytes]"
+        if k == CAT_K:
+            return self.describe(node[1], depth) + self.describe(node[2], depth - 1)
+        if k in (ALT_K, AND_K):
+            sep = "|" if k == ALT_K else "&"
+            return "(" + sep.join(self.describe(u, depth - 1) for u in node[1][:4]) + ")"
+        if k == NOT_K:
+            return "~(" + self.describe(node[1], depth - 1) + ")"
+        hi = "" if node[3] == INF else node[3]
+        return f"({self.describe(node[1], depth - 1)}){{{node[2]},{hi}}}"
+
+
+def _refine(p: tuple[int, ...], q: tuple[int, ...]) -> tuple[int, ...]:
+    if len(p) == 1:
+        return q
+    if len(q) == 1:
+        return p
+    return tuple(x & y for x in p for y in q if x & y)
+
+
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))

@@ -1,0 +1,170 @@
+"""The hot loop: which tokens keep a DFA state alive, computed for the whole vocabulary at once.
+
+The vocabulary's byte strings form a trie, laid out level by level in numpy arrays: level ``d``
+holds the distinct ``d``-byte prefixes in sorted order, so the children of any node are one
+contiguous run of the next level. A mask is a breadth-first walk of that trie in lock step with the
+DFA: each level is a single gather ``table[state, byte]`` over the surviving nodes, and a dead node
+prunes its whole subtree. No Python loop runs over tokens.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .automaton import DEAD, LazyDFA
+from .vocab import Vocabulary
+
+
+class VocabTrie:
+    """Level-ordered trie of a vocabulary's token byte strings."""
+
+    def __init__(self, vocab: Vocabulary):
+        self.vocab_size = vocab.size
+        self.num_words = (vocab.size + 31) // 32
+        ids = [i for i, b in enumerate(vocab.token_bytes) if b]  # special (None) and empty never match
+        tokens = [vocab.token_bytes[i] for i in ids]
+        order = sorted(range(len(tokens)), key=tokens.__getitem__)
+        tokens = [tokens[i] for i in order]
+        ids_sorted = np.asarray(ids, dtype=np.int64)[np.asarray(order, dtype=np.int64)] if ids else np.zeros(0, np.int64)
+        lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+        self.max_len = int(lengths.max()) if len(tokens) else 0
+        n = len(tokens)
+        width = self.max_len
+        flat = np.frombuffer(b"".join(tokens), dtype=np.uint8)
+        starts = np.zeros(n, dtype=np.int64)
+        if n:
+            starts[1:] = np.cumsum(lengths)[:-1]
+        # Padded matrix of bytes; positions past a token's end are 0 and masked by `lengths`.
+        mat = np.zeros((n, width), dtype=np.uint8)
+        col = np.arange(width)
+        valid = col[None, :] < lengths[:, None]
+        mat[valid] = flat[(starts[:, None] + col[None, :])[valid]]
+        # Longest common prefix with the previous (sorted) token.
+        lcp = np.zeros(n, dtype=np.int64)
+        if n > 1:
+            diff = (mat[1:] != mat[:-1]) | ~valid[1:] | ~valid[:-1]
+            first = np.where(diff.any(axis=1), diff.argmax(axis=1), width)
+            lcp[1:] = np.minimum(first, np.minimum(lengths[1:], lengths[:-1]))
+        self.level_bytes: list[np.ndarray] = []
+        self.child_lo: list[np.ndarray] = []
+        self.child_hi: list[np.ndarray] = []
+        self.parent: list[np.ndarray] = []  # per level: index of each node's parent in the level above
+        self.end_node: list[np.ndarray] = []  # per level: node index of each token ending there
+        self.end_token: list[np.ndarray] = []
+        prev_node_of_token = None
+        for d in range(1, width + 1):
+            has = lengths >= d
+            rows = np.flatnonzero(has)
+            new = lcp[rows] < d  # a prefix of length d that differs from the previous token's
+            node_of_row = np.cumsum(new) - 1
+            self.level_bytes.append(mat[rows[new], d - 1].astype(np.int32))
+            node_of_token = np.full(n, -1, dtype=np.int64)
+            node_of_token[rows] = node_of_row
+            if prev_node_of_token is None:
+                self.parent.append(np.zeros(int(new.sum()), dtype=np.int32))
+            else:
+                parents = prev_node_of_token[rows[new]]
+                self.parent.append(parents.astype(np.int32))
+                n_prev = len(self.level_bytes[-2])
+                self.child_lo.append(np.searchsorted(parents, np.arange(n_prev), side="left").astype(np.int64))
+                self.child_hi.append(np.searchsorted(parents, np.arange(n_prev), side="right").astype(np.int64))
+            ends = rows[lengths[rows] == d]
+            self.end_node.append(node_of_token[ends].astype(np.int32))
+            self.end_token.append(ids_sorted[ends])
+            prev_node_of_token = node_of_token
+        n_last = len(self.level_bytes[-1]) if self.level_bytes else 0
+        self.child_lo.append(np.zeros(n_last, dtype=np.int64))
+        self.child_hi.append(np.zeros(n_last, dtype=np.int64))
+        self.num_nodes = sum(len(b) for b in self.level_bytes)
+
+    def allowed_tokens(self, dfa: LazyDFA, sid: int) -> np.ndarray:
+        """Token ids whose bytes, read from state ``sid``, leave the DFA in a live state.
+
+        Each level is processed densely (every node: one gather of the parent's state, one of the
+        transition) once many nodes survive, and sparsely (expanding only surviving nodes'
+        children) while few do, so that states where almost every token dies stay cheap.
+        """
+        if not self.level_bytes or sid == DEAD:
+            return np.zeros(0, dtype=np.int64)
+        row = dfa.ensure_row(sid)
+        states = row[self.level_bytes[0]]  # dense: one state per node of the level
+        nodes = None  # sparse: indices of surviving nodes (None while dense)
+        out = []
+        for d in range(len(self.level_bytes)):
+            if nodes is None:
+                alive = states != DEAD
+                n_alive = int(np.count_nonzero(alive))
+                if n_alive == 0:
+                    break
+                ends = self.end_node[d]
+                if len(ends):
+                    out.append(self.end_token[d][alive[ends]])
+                if d + 1 == len(self.level_bytes):
+                    break
+                if n_alive * 8 < len(states):  # switch to sparse
+                    nodes = np.flatnonzero(alive)
+                    states = states[nodes]
+                    nodes, states = self._expand(dfa, d, nodes, states)
+                else:
+                    parent_states = states[self.parent[d + 1]]
+                    states = self._step(dfa, parent_states, self.level_bytes[d + 1])
+            else:
+                keep = states != DEAD
+                nodes, states = nodes[keep], states[keep]
+                if len(nodes) == 0:
+                    break
+                ends = self.end_node[d]
+                if len(ends):
+                    alive = np.zeros(len(self.level_bytes[d]), dtype=bool)
+                    alive[nodes] = True
+                    out.append(self.end_token[d][alive[ends]])
+                if d + 1 == len(self.level_bytes):
+                    break
+                nodes, states = self._expand(dfa, d, nodes, states)
+                if len(nodes) == 0:
+                    break
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    @staticmethod
+    def _step(dfa: LazyDFA, parent_states: np.ndarray, level_bytes: np.ndarray) -> np.ndarray:
+        if not dfa.row_known[parent_states].all():
+            dfa.ensure_rows(parent_states)
+        return dfa.table.reshape(-1)[parent_states * 256 + level_bytes]
+
+    def _expand(self, dfa: LazyDFA, d: int, nodes: np.ndarray, states: np.ndarray):
+        lo, hi = self.child_lo[d][nodes], self.child_hi[d][nodes]
+        counts = hi - lo
+        total = int(counts.sum())
+        if total == 0:
+            return nodes[:0], states[:0]
+        offsets = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+        children = np.arange(total, dtype=np.int64) + offsets
+        parent_states = np.repeat(states, counts)
+        return children, self._step(dfa, parent_states, self.level_bytes[d + 1][children])
+
+    def pack(self, token_ids: np.ndarray, extra_ids=()) -> np.ndarray:
+        """Pack token ids into an int32 bitmask of ``ceil(V/32)`` words (bit i of word i//32)."""
+        bits = np.zeros(self.num_words * 32, dtype=bool)
+        bits[token_ids] = True
+        for t in extra_ids:
+            bits[t] = True
+        return np.packbits(bits, bitorder="little").view("<i4").copy()
+
+
+_TRIES: dict[str, VocabTrie] = {}
+_TRIES_LOCK = threading.Lock()
+
+
+def trie_for(vocab: Vocabulary) -> VocabTrie:
+    """The trie of a vocabulary, built once per process."""
+    key = vocab.fingerprint
+    trie = _TRIES.get(key)
+    if trie is None:
+        with _TRIES_LOCK:
+            trie = _TRIES.get(key)
+            if trie is None:
+                trie = VocabTrie(vocab)
+                _TRIES[key] = trie
+    return trie
