@@ -1,0 +1,129 @@
+"""Front door: compile constraints against a vocabulary into shareable ``CompiledGrammar`` objects."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from .automaton import LazyDFA
+from .matcher import Matcher
+from .regex import Encoding, Lowering
+from .terms import TermStore
+from .token_index import VocabTrie, trie_for
+from .vocab import Vocabulary
+
+
+class CompiledGrammar:
+    """An immutable constraint bound to a vocabulary. Thread-safe; share it across sequences.
+
+    Token masks are computed lazily, once per automaton state (up to counter capping, see
+    ``TermStore.cap_counters``), then served from a cache.
+    """
+
+    def __init__(self, vocab: Vocabulary, trie: VocabTrie, store: TermStore, start_term: int, *,
+                 source: str, warnings: tuple[str, ...] = ()):
+        self.vocab = vocab
+        self.trie = trie
+        self.store = store
+        self.dfa = LazyDFA(store, start_term)
+        self.source = source
+        self.warnings = warnings
+        self.eos_ids = frozenset(i for i in vocab.eos_token_ids if i < vocab.size)
+        self.lookahead = trie.max_len + 1
+        self._masks: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+        self.eos_only_mask = trie.pack(np.zeros(0, dtype=np.int64), sorted(self.eos_ids))
+        self._eos_array = np.asarray(sorted(self.eos_ids), dtype=np.int64)
+
+    def matcher(self) -> Matcher:
+        return Matcher(self)
+
+    def mask_of(self, sid: int) -> np.ndarray:
+        """The packed mask of DFA state ``sid`` (cached; do not modify the returned array)."""
+        dfa = self.dfa
+        key = dfa.mask_key(sid, self.lookahead)
+        mask = self._masks.get(key)
+        if mask is None:
+            with self._lock:
+                mask = self._masks.get(key)
+                if mask is None:
+                    with dfa.lock:
+                        allowed = self.trie.allowed_tokens(dfa, key)
+                    if len(self._eos_array):
+                        allowed = allowed[~np.isin(allowed, self._eos_array)]
+                    extra = sorted(self.eos_ids) if dfa.accepting[key] else ()
+                    mask = self.trie.pack(allowed, extra)
+                    mask.flags.writeable = False
+                    self._masks[key] = mask
+        return mask
+
+    @property
+    def num_cached_masks(self) -> int:
+        return len(self._masks)
+
+    def __repr__(self) -> str:
+        return f"CompiledGrammar({self.source[:60]!r}, states={self.dfa.num_states})"
+
+
+class Compiler:
+    """Compiles regexes and JSON Schemas for one tokenizer.
+
+    >>> compiler = Compiler(tokenizer)                                   # doctest: +SKIP
+    >>> grammar = compiler.compile_regex(r"[0-9]{3}-[0-9]{4}")            # doctest: +SKIP
+    >>> m = grammar.matcher()                                            # doctest: +SKIP
+    """
+
+    def __init__(self, tokenizer_or_vocab: Any, *, logits_width: int | None = None,
+                 generation_config: Any = None, cache_size: int = 256):
+        if isinstance(tokenizer_or_vocab, Vocabulary):
+            self.vocab = tokenizer_or_vocab
+        else:
+            self.vocab = Vocabulary.from_tokenizer(tokenizer_or_vocab, logits_width=logits_width,
+                                                   generation_config=generation_config)
+        self.trie = trie_for(self.vocab)
+        self._cache: OrderedDict[tuple, CompiledGrammar] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def _cached(self, key: tuple, build) -> CompiledGrammar:
+        with self._lock:
+            got = self._cache.get(key)
+            if got is not None:
+                self._cache.move_to_end(key)
+                return got
+        grammar = build()  # outside the lock: a slow compile does not block other requests
+        with self._lock:
+            self._cache[key] = grammar
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return grammar
+
+    def compile_regex(self, pattern: str) -> CompiledGrammar:
+        """Text that matches ``pattern`` as a whole (``re.fullmatch`` semantics)."""
+
+        def build() -> CompiledGrammar:
+            store = TermStore()
+            term = Lowering(store).fullmatch(pattern, Encoding.RAW)
+            return CompiledGrammar(self.vocab, self.trie, store, term, source=f"regex:{pattern}")
+
+        return self._cached(("regex", pattern), build)
+
+    def compile_json_schema(self, schema: dict | bool | str, **options: Any) -> CompiledGrammar:
+        """JSON text whose value is valid under ``schema`` (see ``constrain.json_schema``)."""
+        from .json_schema import compile_schema_term, parse_schema
+
+        schema_obj = parse_schema(schema)
+        key = ("json", json.dumps(schema_obj, sort_keys=True), tuple(sorted(options.items())))
+
+        def build() -> CompiledGrammar:
+            store = TermStore()
+            term, warnings = compile_schema_term(schema_obj, store, **options)
+            return CompiledGrammar(self.vocab, self.trie, store, term, source=f"json:{key[1][:200]}",
+                                   warnings=tuple(warnings))
+
+        return self._cached(key, build)
+
