@@ -113,17 +113,21 @@ class Compiler:
         return self._cached(("regex", pattern), build)
 
     def compile_json_schema(self, schema: dict | bool | str, **options: Any) -> CompiledGrammar:
-        """JSON text whose value is valid under ``schema`` (see ``constrain.json_schema``)."""
-        from .json_schema import compile_schema_term, parse_schema
+        """JSON text whose value is valid under ``schema`` (see ``constrain.json_schema``).
 
-        schema_obj = parse_schema(schema)
+        Options: ``whitespace`` ("flexible", "compact", "dumps"), ``max_whitespace``, ``lenient``,
+        ``any_depth``. Results are cached by schema content and options.
+        """
+        from .json_schema import compile_schema_term, load_schema, parse_schema
+
+        schema_obj = load_schema(schema)
         key = ("json", json.dumps(schema_obj, sort_keys=True), tuple(sorted(options.items())))
 
         def build() -> CompiledGrammar:
+            parse_schema(schema_obj)
             store = TermStore()
             term, warnings = compile_schema_term(schema_obj, store, **options)
             return CompiledGrammar(self.vocab, self.trie, store, term, source=f"json:{key[1][:200]}",
                                    warnings=tuple(warnings))
 
         return self._cached(key, build)
-

@@ -54,8 +54,8 @@ _KEYWORD_TYPES = {
 }
 
 
-def parse_schema(schema: dict | bool | str) -> dict | bool:
-    """Accept a schema as a dict, a bool or JSON text; check it against the 2020-12 metaschema."""
+def load_schema(schema: dict | bool | str | bytes) -> dict | bool:
+    """Accept a schema as a dict, a bool or JSON text."""
     if isinstance(schema, (str, bytes)):
         try:
             schema = json.loads(schema)
@@ -63,6 +63,12 @@ def parse_schema(schema: dict | bool | str) -> dict | bool:
             raise SchemaError(f"schema is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
     if not isinstance(schema, (dict, bool)):
         raise SchemaError(f"a schema must be an object or a boolean, not {type(schema).__name__}")
+    return schema
+
+
+def parse_schema(schema: dict | bool | str | bytes) -> dict | bool:
+    """Load ``schema`` and check it against the 2020-12 metaschema."""
+    schema = load_schema(schema)
     try:
         Draft202012Validator.check_schema(schema)
     except JsonSchemaSchemaError as exc:
