@@ -7,7 +7,6 @@ Surrogates (U+D800..U+DFFF) are never part of a set: they cannot be encoded in U
 from __future__ import annotations
 
 import functools
-import sys
 
 CharSet = tuple[tuple[int, int], ...]
 
@@ -87,29 +86,31 @@ def contains(s: CharSet, cp: int) -> bool:
 ANY: CharSet = normalize([(0, MAX_CODE_POINT)])
 
 
+# Past U+3FFFF only tags, variation selectors and private use are assigned: none is a digit, a
+# word character or a space (tests/test_charset.py checks this for the running Python).
+_PREDICATE_LIMIT = 0x40000
+
+
 @functools.lru_cache(maxsize=None)
+def _predicate_sets() -> dict[str, CharSet]:
+    """Code points for which Python's ``re`` matches \\d, \\w, \\s in str patterns, in one pass."""
+    found: dict[str, list] = {"decimal": [], "word": [], "space": []}
+    starts: dict[str, int | None] = dict.fromkeys(found)
+    for cp in range(_PREDICATE_LIMIT + 1):
+        c = chr(cp) if cp < _PREDICATE_LIMIT and not 0xD800 <= cp <= 0xDFFF else ""
+        flags = {"decimal": c.isdecimal(), "word": c.isalnum() or c == "_", "space": c.isspace()} if c \
+            else dict.fromkeys(found, False)
+        for name, ok in flags.items():
+            if ok and starts[name] is None:
+                starts[name] = cp
+            elif not ok and starts[name] is not None:
+                found[name].append((starts[name], cp - 1))
+                starts[name] = None
+    return {name: normalize(ranges) for name, ranges in found.items()}
+
+
 def _predicate_set(name: str) -> CharSet:
-    """Code points for which a ``str`` predicate holds: what Python's ``re`` uses for \\d, \\w, \\s."""
-    pred = {
-        "decimal": str.isdecimal,
-        "word": lambda c: c.isalnum() or c == "_",
-        "space": str.isspace,
-    }[name]
-    ranges = []
-    start = None
-    for cp in range(sys.maxunicode + 1):
-        if 0xD800 <= cp <= 0xDFFF:
-            ok = False
-        else:
-            ok = pred(chr(cp))
-        if ok and start is None:
-            start = cp
-        elif not ok and start is not None:
-            ranges.append((start, cp - 1))
-            start = None
-    if start is not None:
-        ranges.append((start, sys.maxunicode))
-    return normalize(ranges)
+    return _predicate_sets()[name]
 
 
 def digit() -> CharSet:

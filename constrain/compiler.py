@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 
 from .automaton import LazyDFA
+from .errors import BudgetExceededError
 from .matcher import Matcher
+from . import charset as cs
 from .regex import Encoding, Lowering
-from .terms import TermStore
-from .token_index import VocabTrie, trie_for
+from .terms import INF, TermStore
+from .token_index import PLAIN_START_BYTES, StringBodyIndex, VocabTrie, string_index_for, trie_for
 from .vocab import Vocabulary
 
 
@@ -25,9 +27,11 @@ class CompiledGrammar:
     """
 
     def __init__(self, vocab: Vocabulary, trie: VocabTrie, store: TermStore, start_term: int, *,
-                 source: str, warnings: tuple[str, ...] = ()):
+                 source: str, warnings: tuple[str, ...] = (), strings: StringBodyIndex | None = None):
         self.vocab = vocab
         self.trie = trie
+        self.strings = strings
+        self._json_char = Lowering(store).charset(cs.ANY, Encoding.JSON) if strings is not None else None
         self.store = store
         self.dfa = LazyDFA(store, start_term)
         self.source = source
@@ -52,7 +56,7 @@ class CompiledGrammar:
                 mask = self._masks.get(key)
                 if mask is None:
                     with dfa.lock:
-                        allowed = self.trie.allowed_tokens(dfa, key)
+                        allowed = self._allowed(key)
                     if len(self._eos_array):
                         allowed = allowed[~np.isin(allowed, self._eos_array)]
                     extra = sorted(self.eos_ids) if dfa.accepting[key] else ()
@@ -60,6 +64,15 @@ class CompiledGrammar:
                     mask.flags.writeable = False
                     self._masks[key] = mask
         return mask
+
+    def _allowed(self, sid: int) -> np.ndarray:
+        if self.strings is not None:
+            body = self.store.repeated_head(self.dfa.term_of[sid], self._json_char, PLAIN_START_BYTES)
+            if body is not None:
+                hi = None if body[1] == INF else body[1]
+                return np.concatenate([self.strings.plain_allowed(hi),
+                                       self.strings.other.allowed_tokens(self.dfa, sid)])
+        return self.trie.allowed_tokens(self.dfa, sid)
 
     @property
     def num_cached_masks(self) -> int:
@@ -126,8 +139,11 @@ class Compiler:
         def build() -> CompiledGrammar:
             parse_schema(schema_obj)
             store = TermStore()
-            term, warnings = compile_schema_term(schema_obj, store, **options)
+            try:
+                term, warnings = compile_schema_term(schema_obj, store, **options)
+            except RecursionError:
+                raise BudgetExceededError("the schema nests too deeply to compile") from None
             return CompiledGrammar(self.vocab, self.trie, store, term, source=f"json:{key[1][:200]}",
-                                   warnings=tuple(warnings))
+                                   warnings=tuple(warnings), strings=string_index_for(self.vocab))
 
         return self._cached(key, build)

@@ -10,7 +10,7 @@ counters), intersection and complement are as easy as union (``pattern`` togethe
 
 Kinds (node tuples ``(kind, ...)``):
 ``EMPTY`` (no string), ``EPS`` (the empty string), ``BYTES mask`` (one byte from a 256-bit mask),
-``CAT a b`` (right-nested), ``ALT (t, ...)``, ``AND (t, ...)``, ``NOT t`` (complement over all byte
+``CAT a b``, ``ALT (t, ...)``, ``AND (t, ...)``, ``NOT t`` (complement over all byte
 strings), ``REP t m n`` (``n`` = -1 for unbounded).
 """
 
@@ -34,6 +34,7 @@ class TermStore:
         self.index: dict[tuple, int] = {}
         self.nullable: list[bool] = []
         self.has_bool: list[bool] = []  # the term contains AND or NOT (emptiness is not syntactic)
+        self.first: list[int] = []  # mask of bytes a nonempty string of the term can start with
         self._deriv: dict[tuple[int, int], int] = {}
         self._classes: dict[int, tuple[int, ...]] = {}
         self._cap: dict[tuple[int, int], int] = {}
@@ -52,8 +53,34 @@ class TermStore:
             self.nodes.append(node)
             self.nullable.append(nullable)
             self.has_bool.append(has_bool)
+            self.first.append(self._first_of(node))
             self.index[node] = tid
         return tid
+
+    def _first_of(self, node: tuple) -> int:
+        """An over-approximation of the first bytes (exact without AND/NOT): derivatives by any
+        other byte are EMPTY, so they need no computation."""
+        k = node[0]
+        if k in (EMPTY_K, EPS_K):
+            return 0
+        if k == BYTES_K:
+            return node[1]
+        if k == CAT_K:
+            f = self.first[node[1]]
+            return f | self.first[node[2]] if self.nullable[node[1]] else f
+        if k == ALT_K:
+            f = 0
+            for u in node[1]:
+                f |= self.first[u]
+            return f
+        if k == AND_K:
+            f = ALL_BYTES
+            for u in node[1]:
+                f &= self.first[u]
+            return f
+        if k == NOT_K:
+            return ALL_BYTES
+        return self.first[node[1]]
 
     # -- smart constructors -----------------------------------------------------------------
     def byte_set(self, mask: int) -> int:
@@ -77,9 +104,8 @@ class TermStore:
             return b
         if b == EPS:
             return a
-        node = self.nodes[a]
-        if node[0] == CAT_K:
-            return self.cat(node[1], self.cat(node[2], b))
+        # Concatenations stay tree-shaped: flattening would make building a large schema
+        # quadratic (and deeply recursive); derivatives need no particular bracketing.
         return self._intern((CAT_K, a, b), self.nullable[a] and self.nullable[b],
                             self.has_bool[a] or self.has_bool[b])
 
@@ -177,6 +203,10 @@ class TermStore:
             parts = (ALL_BYTES,)
             for u in node[1]:
                 parts = _refine(parts, self.classes(u))
+            if k == ALT_K:  # bytes no child can start with all lead to EMPTY: one class
+                dead = ALL_BYTES ^ self.first[t]
+                if dead:
+                    parts = _refine(parts, (dead, self.first[t])) 
         else:  # NOT, REP
             parts = self.classes(node[1])
         self._classes[t] = parts
@@ -184,6 +214,8 @@ class TermStore:
 
     def deriv(self, t: int, b: int) -> int:
         """The derivative of term ``t`` by byte ``b``: the strings s such that b+s is in t."""
+        if not (self.first[t] >> b) & 1:
+            return EMPTY
         key = (t, b)
         got = self._deriv.get(key)
         if got is not None:
@@ -210,6 +242,29 @@ class TermStore:
             d = self.cat(self.deriv(a, b), self.rep(a, max(lo - 1, 0), INF if hi == INF else hi - 1))
         self._deriv[key] = d
         return d
+
+    def repeated_head(self, t: int, unit: int, barrier: int) -> tuple[int, int] | None:
+        """``(lo, hi)`` if ``t`` is ``unit{lo,hi}`` followed by a remainder that cannot start with
+        a byte of ``barrier`` (``hi`` = INF when unbounded), else None."""
+        spine = []
+        while self.nodes[t][0] == CAT_K:
+            spine.append(self.nodes[t][2])
+            t = self.nodes[t][1]
+        if not spine:
+            return None
+        if t == unit:
+            bounds = (1, 1)
+        else:
+            node = self.nodes[t]
+            if node[0] != REP_K or node[1] != unit:
+                return None
+            bounds = (node[2], node[3])
+        first = 0
+        for part in reversed(spine):
+            first |= self.first[part]
+            if not self.nullable[part]:
+                break
+        return None if first & barrier else bounds
 
     # -- emptiness ---------------------------------------------------------------------------------
     def is_empty(self, t: int) -> bool:
@@ -315,12 +370,22 @@ class TermStore:
         return f"({self.describe(node[1], depth - 1)}){{{node[2]},{hi}}}"
 
 
+_REFINED: dict[tuple, tuple[int, ...]] = {}
+
+
 def _refine(p: tuple[int, ...], q: tuple[int, ...]) -> tuple[int, ...]:
     if len(p) == 1:
         return q
-    if len(q) == 1:
+    if len(q) == 1 or p == q:
         return p
-    return tuple(x & y for x in p for y in q if x & y)
+    key = (p, q)
+    got = _REFINED.get(key)
+    if got is None:
+        got = tuple(x & y for x in p for y in q if x & y)
+        if len(_REFINED) > 200_000:
+            _REFINED.clear()
+        _REFINED[key] = got
+    return got
 
 
 sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))

@@ -18,12 +18,13 @@ from .vocab import Vocabulary
 
 
 class VocabTrie:
-    """Level-ordered trie of a vocabulary's token byte strings."""
+    """Level-ordered trie of a vocabulary's token byte strings (of the ids given, or of all)."""
 
-    def __init__(self, vocab: Vocabulary):
+    def __init__(self, vocab: Vocabulary, ids: list[int] | None = None):
         self.vocab_size = vocab.size
         self.num_words = (vocab.size + 31) // 32
-        ids = [i for i, b in enumerate(vocab.token_bytes) if b]  # special (None) and empty never match
+        if ids is None:
+            ids = [i for i, b in enumerate(vocab.token_bytes) if b]  # special (None) and empty never match
         tokens = [vocab.token_bytes[i] for i in ids]
         order = sorted(range(len(tokens)), key=tokens.__getitem__)
         tokens = [tokens[i] for i in order]
@@ -153,8 +154,63 @@ class VocabTrie:
         return np.packbits(bits, bitorder="little").view("<i4").copy()
 
 
+# Bytes a plain token (see StringBodyIndex) can start with: not '"', '\\', controls, or UTF-8
+# continuation bytes. A string body followed by something starting otherwise is safe to shortcut.
+PLAIN_START_BYTES = sum(1 << b for b in range(0x20, 0x100) if b not in (0x22, 0x5C) and not 0x80 <= b <= 0xBF)
+
+
+class StringBodyIndex:
+    """Tokens split for JSON string bodies, the commonest state of JSON generation.
+
+    A *plain* token is complete UTF-8 without ``"``, ``\\`` or control characters: inside a string
+    body ``c{lo,hi}`` it is allowed exactly when its character count fits in ``hi``. Only the other
+    tokens (quotes, escapes, partial UTF-8) need the trie walk, over a much smaller trie.
+    """
+
+    def __init__(self, vocab: Vocabulary):
+        plain, counts, other = [], [], []
+        for i, b in enumerate(vocab.token_bytes):
+            if not b:
+                continue
+            try:
+                text = b.decode("utf-8")
+            except UnicodeDecodeError:
+                other.append(i)
+                continue
+            if '"' in text or "\\" in text or any(ord(c) < 0x20 for c in text):
+                other.append(i)
+            else:
+                plain.append(i)
+                counts.append(len(text))
+        order = np.argsort(np.asarray(counts, dtype=np.int64), kind="stable")
+        self.plain_ids = np.asarray(plain, dtype=np.int64)[order]
+        self.plain_chars = np.asarray(counts, dtype=np.int64)[order]
+        self.other = VocabTrie(vocab, other)
+
+    def plain_allowed(self, max_chars: int | None) -> np.ndarray:
+        if max_chars is None:
+            return self.plain_ids
+        return self.plain_ids[: int(np.searchsorted(self.plain_chars, max_chars, side="right"))]
+
+
 _TRIES: dict[str, VocabTrie] = {}
 _TRIES_LOCK = threading.Lock()
+
+
+_STRING_INDEXES: dict[str, StringBodyIndex] = {}
+
+
+def string_index_for(vocab: Vocabulary) -> StringBodyIndex:
+    """The string-body split of a vocabulary, built once per process."""
+    key = vocab.fingerprint
+    index = _STRING_INDEXES.get(key)
+    if index is None:
+        with _TRIES_LOCK:
+            index = _STRING_INDEXES.get(key)
+            if index is None:
+                index = StringBodyIndex(vocab)
+                _STRING_INDEXES[key] = index
+    return index
 
 
 def trie_for(vocab: Vocabulary) -> VocabTrie:
