@@ -1,46 +1,60 @@
 """JSON Schema to a byte-level term: the JSON texts whose values the validator accepts.
 
-Semantics are those of ``jsonschema.Draft202012Validator`` with ``FormatChecker()``. This module
-supports a first subset of keywords exactly; any other validation keyword raises
-``UnsupportedSchemaError`` with its JSON pointer (or, with ``lenient=True``, is dropped with a
-warning the caller can read). Keywords the validator ignores (unknown ones, annotations), we
-ignore too.
+Semantics are those of ``jsonschema.Draft202012Validator`` with ``FormatChecker()``. Every
+keyword is either enforced, ignored because the validator ignores it too (unknown keywords,
+annotations, formats the checker does not check), or refused with ``UnsupportedSchemaError``
+naming the keyword and the JSON pointer of its subschema (``lenient=True`` drops it instead and
+records a warning).
 
-Deliberate narrowings, each recorded in the grammar's ``warnings`` (what we generate is always
-valid; some valid texts are not generated):
+How keywords compile:
 
-- properties are written in declaration order; extra properties are not generated even when the
-  schema allows them;
-- values of unconstrained type (``{}``, missing ``items``) nest at most ``any_depth`` levels;
-- strings use raw UTF-8 with the escapes ``json.dumps`` writes (no ``\\uXXXX`` for printable
-  characters); numbers are plain decimal (``integer`` also as ``1.0``).
+- ``$ref`` (local pointers and ``$anchor``) is inlined and merged with its siblings; recursive
+  references are unrolled ``max_recursion`` times (deeper nesting is not generated).
+- ``allOf`` merges its branches into one schema (``schema_merge``); pairs with no exact merged
+  form are intersected as languages. ``anyOf`` distributes its siblings into each branch.
+  ``oneOf`` is exact when its branches are provably disjoint (by type, or by a required property
+  with disjoint ``const``/``enum`` values), or when every branch compiles exactly (then
+  "exactly one" is built with complement). ``not`` and ``if`` need an exactly compiled operand.
+- ``enum``/``const`` keep the values the validator accepts under the whole schema.
+- numbers: ``minimum``/``maximum``/exclusive bounds exactly over plain decimal text
+  (``constrain.numbers``); ``multipleOf`` is not supported yet.
+- strings: lengths in code points, ``pattern`` with ``re.search`` semantics, exact formats.
+- arrays: ``prefixItems``, ``items``, ``minItems``/``maxItems``, ``contains``/``minContains``.
+- objects: ``properties``/``required`` in declaration order, extra members (when the schema allows
+  them) anywhere between them, ``patternProperties``, ``propertyNames``, and
+  ``minProperties``/``maxProperties`` on objects without declared properties.
+
+Deliberate narrowings, each recorded in the grammar's ``warnings`` (what is generated is always
+valid; some valid texts are not): declared properties in declaration order; values of
+unconstrained type nest at most ``any_depth`` levels; strings use raw UTF-8 with the escapes
+``json.dumps`` writes; ``integer`` is written without exponent; bounded numbers without exponent.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import re
 from typing import Any
 from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import SchemaError as JsonSchemaSchemaError
+from jsonschema._utils import equal
 
 from . import charset as cs
 from .errors import SchemaError, UnsupportedSchemaError
 from .formats import FORMAT_PATTERNS, SUBSET_FORMATS, checked_formats
+from .numbers import NumberTerms, bound_decimal
 from .regex import Encoding, Lowering
+from .schema_check import check_schema
+from .schema_merge import merge
 from .terms import EMPTY, EPS, INF, TermStore
 
 WHITESPACE_STYLES = ("flexible", "compact", "dumps")
 TYPES = ("null", "boolean", "object", "array", "number", "string", "integer")
 
-# Keywords the validator reads that carry no constraint we need to enforce.
-_STRUCTURAL = {"$defs", "definitions", "$schema", "$id", "$anchor", "$comment", "$vocabulary",
-               "$dynamicAnchor"}
 _VALIDATION = set(Draft202012Validator.VALIDATORS)
-_SUPPORTED = {"type", "properties", "required", "additionalProperties", "enum", "const", "items",
-              "minItems", "maxItems", "minLength", "maxLength", "pattern", "format", "$ref"}
 # Keywords that constrain only instances of some types: ignored when the schema allows none of them.
 _KEYWORD_TYPES = {
     **dict.fromkeys(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"],
@@ -52,6 +66,12 @@ _KEYWORD_TYPES = {
                      "propertyNames", "minProperties", "maxProperties", "dependentRequired",
                      "dependentSchemas", "unevaluatedProperties"], {"object"}),
 }
+_COMBINATORS = {"$ref", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "enum", "const"}
+_HANDLED = {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength",
+            "maxLength", "pattern", "format", "items", "prefixItems", "minItems", "maxItems",
+            "contains", "minContains", "properties", "required", "additionalProperties",
+            "patternProperties", "propertyNames", "minProperties", "maxProperties", "multipleOf",
+            "maxContains"} | _COMBINATORS
 
 
 def load_schema(schema: dict | bool | str | bytes) -> dict | bool:
@@ -67,40 +87,45 @@ def load_schema(schema: dict | bool | str | bytes) -> dict | bool:
 
 
 def parse_schema(schema: dict | bool | str | bytes) -> dict | bool:
-    """Load ``schema`` and check it against the 2020-12 metaschema."""
+    """Load ``schema`` and check the shape of every keyword (``constrain.schema_check``)."""
     schema = load_schema(schema)
-    try:
-        Draft202012Validator.check_schema(schema)
-    except JsonSchemaSchemaError as exc:
-        pointer = "#/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in exc.absolute_path)
-        raise SchemaError(f"invalid schema: {exc.message}", pointer.rstrip("/") or "#") from None
+    check_schema(schema)
     return schema
 
 
 def compile_schema_term(schema: dict | bool, store: TermStore, *, whitespace: str = "flexible",
-                        max_whitespace: int = 24, lenient: bool = False,
-                        any_depth: int = 3) -> tuple[int, list[str]]:
-    """Lower ``schema`` into ``store``; return the term and the list of warnings."""
+                        max_whitespace: int = 24, lenient: bool = False, any_depth: int = 3,
+                        max_recursion: int = 4, strict_properties: bool = False) -> tuple[int, list[str]]:
+    """Lower ``schema`` into ``store``; return the term and the sorted list of warnings.
+
+    ``strict_properties=True`` never generates properties the schema does not declare, even
+    where it allows them (a narrower, still valid, language).
+    """
     if whitespace not in WHITESPACE_STYLES:
         raise ValueError(f"whitespace must be one of {WHITESPACE_STYLES}, not {whitespace!r}")
-    compiler = _SchemaCompiler(schema, store, whitespace, max_whitespace, lenient, any_depth)
+    compiler = _SchemaCompiler(schema, store, whitespace, max_whitespace, lenient, any_depth,
+                               max_recursion, strict_properties)
     term = compiler.value(schema, "#")
     return term, sorted(compiler.warnings)
 
 
 class _SchemaCompiler:
     def __init__(self, root, store: TermStore, whitespace: str, max_whitespace: int, lenient: bool,
-                 any_depth: int):
+                 any_depth: int, max_recursion: int, strict_properties: bool):
         self.root = root
         self.st = store
         self.low = Lowering(store)
+        self.num = NumberTerms(store)
         self.lenient = lenient
         self.any_depth = any_depth
+        self.max_recursion = max_recursion
+        self.strict_properties = strict_properties
         self.warnings: set[str] = set()
         self.formats = checked_formats()
         self.validator = Draft202012Validator(root, format_checker=FormatChecker())
         self._ref_stack: list[str] = []
-        self._memo: dict[tuple[int, str], int] = {}
+        self._memo: dict[tuple, int] = {}
+        self._cyclic: set[str] | None = None
         st = store
         if whitespace == "flexible":
             ws = st.rep(st.byte_set(_mask(b" \t\n\r")), 0, max_whitespace)
@@ -112,6 +137,7 @@ class _SchemaCompiler:
         else:
             self.item_sep, self.key_sep, self.inner_ws = st.literal(b", "), st.literal(b": "), EPS
         self.json_char = self.low.charset(cs.ANY, Encoding.JSON)
+        self.any_string = st.seq(st.literal(b'"'), st.star(self.json_char), st.literal(b'"'))
         self._any: dict[int, int] = {}
 
     # -- helpers ------------------------------------------------------------------------------
@@ -123,13 +149,32 @@ class _SchemaCompiler:
     def note(self, message: str) -> None:
         self.warnings.add(message)
 
+    def braces(self, open_: bytes, body: int, close: bytes) -> int:
+        st = self.st
+        return st.seq(st.literal(open_), self.inner_ws, body, self.inner_ws, st.literal(close))
+
+    def separated(self, item: int, lo: int = 0, hi: int = INF) -> int:
+        """``item (sep item)*`` with between ``lo`` and ``hi`` items (possibly none)."""
+        st = self.st
+        if hi != INF and hi < lo:
+            return EMPTY
+        if hi == 0:
+            return EPS
+        more = st.rep(st.seq(self.item_sep, item), max(lo - 1, 0), INF if hi == INF else hi - 1)
+        body = st.seq(item, more)
+        return st.opt(body) if lo == 0 else body
+
     # -- values ---------------------------------------------------------------------------------
     def value(self, schema, path: str) -> int:
         if schema is True:
             return self.any_value(self.any_depth)
         if schema is False:
             return EMPTY
-        key = (id(schema), path)
+        if not isinstance(schema, dict):
+            raise SchemaError(f"a schema must be an object or a boolean, not {type(schema).__name__}", path)
+        # The term depends on the reference stack only through recursive refs (their unroll counts).
+        cyclic = self.cyclic_refs()
+        key = (id(schema), tuple(r for r in self._ref_stack if r in cyclic))
         got = self._memo.get(key)
         if got is None:
             got = self._value(schema, path)
@@ -137,20 +182,37 @@ class _SchemaCompiler:
         return got
 
     def _value(self, schema: dict, path: str) -> int:
-        types = schema.get("type", list(TYPES))
-        types = [types] if isinstance(types, str) else list(types)
-        for kw in schema:
-            if kw in _VALIDATION and kw not in _SUPPORTED:
-                applies = _KEYWORD_TYPES.get(kw)
-                if applies is None or applies & set(types):
-                    self.unsupported(kw, path)
+        st = self.st
         if "$ref" in schema:
             return self.ref(schema, path)
+        if "allOf" in schema:
+            return self.all_of(schema, path)
+        if "anyOf" in schema or "oneOf" in schema:
+            return self.any_of(schema, path)
+        if "not" in schema:
+            rest = _without(schema, "not")
+            if not self.is_exact(schema["not"]):
+                self.unsupported("not", path, "its subschema does not compile exactly")
+                return self.value(rest, path)
+            return st.and_(self.value(rest, path), st.not_(self.value(schema["not"], path + "/not")))
+        if "if" in schema:
+            return self.conditional(schema, path)
+        rest = _without(schema, "then", "else")
+        types = _type_list(schema)
+        for kw in schema:
+            if kw in _VALIDATION and kw not in _HANDLED:
+                applies = _KEYWORD_TYPES.get(kw)
+                if applies is None or applies & set(types):
+                    if kw == "uniqueItems" and (not schema[kw] or schema.get("maxItems", 2) <= 1):
+                        continue
+                    if kw == "dependentRequired" and not schema[kw]:
+                        continue
+                    self.unsupported(kw, path)
         if "enum" in schema or "const" in schema:
-            return self.enumeration(schema, path)
+            return self.enumeration(rest, path)
         if "integer" in types and "number" in types:
             types.remove("integer")
-        return self.st.alt(*[self.typed(t, schema, path) for t in types])
+        return st.alt(*[self.typed(t, rest, path) for t in types])
 
     def typed(self, t: str, schema: dict, path: str) -> int:
         st = self.st
@@ -158,30 +220,52 @@ class _SchemaCompiler:
             return st.literal(b"null")
         if t == "boolean":
             return st.alt(st.literal(b"true"), st.literal(b"false"))
-        if t == "integer":
-            return self.integer()
-        if t == "number":
-            return self.number()
+        if t in ("integer", "number"):
+            return self.number(schema, path, t == "integer")
         if t == "string":
             return self.string(schema, path)
         if t == "array":
             return self.array(schema, path)
         return self.object(schema, path)
 
+    # -- references and combinators -----------------------------------------------------------
     def ref(self, schema: dict, path: str) -> int:
         ref = schema["$ref"]
-        siblings = [k for k in schema if k in _VALIDATION and k != "$ref"]
-        if siblings:
-            self.unsupported("$ref", path, f"$ref beside validation keywords {siblings} is not supported yet")
-        if ref in self._ref_stack:
-            self.unsupported("$ref", path, f"recursive reference {ref!r} needs the context-free engine")
-            return self.any_value(self.any_depth)
         target = self.resolve(ref, path)
+        rest = _without(schema, "$ref")
+        cyclic = self.cyclic_refs()
+        if ref in cyclic and sum(r in cyclic for r in self._ref_stack) >= self.max_recursion:
+            self.note(f"recursive references are unrolled {self.max_recursion} levels deep")
+            return EMPTY
         self._ref_stack.append(ref)
         try:
-            return self.value(target, ref)
+            if not any(k in _VALIDATION for k in rest):
+                return self.value(target, ref)
+            merged = merge(target, rest) if isinstance(target, dict) or isinstance(target, bool) else None
+            if merged is None:
+                return self.st.and_(self.value(target, ref), self.value(rest, path))
+            return self.value(merged, path)
         finally:
             self._ref_stack.pop()
+
+    def cyclic_refs(self) -> set[str]:
+        """The ``$ref`` strings that can reach themselves (strongly connected in the ref graph)."""
+        if self._cyclic is not None:
+            return self._cyclic
+        edges: dict[str, set[str]] = {}
+        pending = list(_refs_in(self.root))
+        while pending:
+            r = pending.pop()
+            if r in edges:
+                continue
+            try:
+                target = self.resolve(r, "#") if r.startswith("#") else None
+            except SchemaError:
+                target = None
+            edges[r] = set(_refs_in(target)) if target is not None else set()
+            pending.extend(edges[r] - edges.keys())
+        self._cyclic = _on_cycles(edges)
+        return self._cyclic
 
     def resolve(self, ref: str, path: str):
         if not ref.startswith("#"):
@@ -204,10 +288,117 @@ class _SchemaCompiler:
                 raise SchemaError(f"$ref {ref!r} does not resolve", path)
         return node
 
+    def all_of(self, schema: dict, path: str) -> int:
+        acc: Any = _without(schema, "allOf")
+        separate = []
+        for i, branch in enumerate(schema["allOf"]):
+            m = merge(acc, self._resolved(branch))
+            if m is None or (isinstance(m, dict) and "allOf" in m):
+                separate.append((branch, f"{path}/allOf/{i}"))
+            else:
+                acc = m
+        return self.st.and_(self.value(acc, path), *[self.value(b, p) for b, p in separate])
+
+    def any_of(self, schema: dict, path: str) -> int:
+        st = self.st
+        if "anyOf" in schema:
+            key, rest = "anyOf", _without(schema, "anyOf")
+        else:
+            key, rest = "oneOf", _without(schema, "oneOf")
+        branches = []
+        for i, b in enumerate(schema[key]):
+            m = merge(rest, self._resolved(b))
+            bpath = f"{path}/{key}/{i}"
+            branches.append((m, bpath) if m is not None and not (isinstance(m, dict) and "allOf" in m and "allOf" not in rest)
+                            else ({"allOf": [rest, b]}, bpath))
+        if key == "oneOf" and len(branches) > 1 and not self.disjoint([b for b in schema[key]]):
+            if all(self.is_exact(b) for b in schema[key]):
+                terms = [self.value(b, p) for b, p in branches]
+                out = []
+                for i, t in enumerate(terms):
+                    others = st.alt(*[u for j, u in enumerate(terms) if j != i])
+                    out.append(st.and_(t, st.not_(others)))
+                return st.alt(*out)
+            self.unsupported("oneOf", path, "branches are not provably disjoint and not all exact")
+        return st.alt(*[self.value(b, p) for b, p in branches])
+
+    def conditional(self, schema: dict, path: str) -> int:
+        st = self.st
+        rest = _without(schema, "if", "then", "else")
+        cond = schema["if"]
+        if not self.is_exact(cond):
+            self.unsupported("if", path, "its condition does not compile exactly")
+            return self.value(rest, path)
+        then = merge(rest, schema.get("then", True))
+        other = merge(rest, schema.get("else", True))
+        then_t = self.value(then, path + "/then") if then is not None else st.and_(
+            self.value(rest, path), self.value(schema["then"], path + "/then"))
+        else_t = self.value(other, path + "/else") if other is not None else st.and_(
+            self.value(rest, path), self.value(schema["else"], path + "/else"))
+        cond_t = self.value(cond, path + "/if")
+        return st.alt(st.and_(then_t, cond_t), st.and_(else_t, st.not_(cond_t)))
+
+    def disjoint(self, branches: list) -> bool:
+        """Whether no instance can be valid under two branches (a sufficient, syntactic test)."""
+        resolved = [self._resolved(b) for b in branches]
+        if any(not isinstance(b, dict) for b in resolved):
+            return False
+        for a, b in itertools.combinations(resolved, 2):
+            ta, tb = _type_set(a), _type_set(b)
+            if not ta & tb:
+                continue
+            if "const" in a or "enum" in a or "const" in b or "enum" in b:
+                va, vb = _values(a), _values(b)
+                if va is not None and vb is not None and not any(equal(x, y) for x in va for y in vb):
+                    continue
+            if ta <= {"object"} or tb <= {"object"}:
+                if self._discriminated(a, b):
+                    continue
+            return False
+        return True
+
+    def _discriminated(self, a: dict, b: dict) -> bool:
+        pa, pb = a.get("properties", {}), b.get("properties", {})
+        for name in set(a.get("required", [])) & set(b.get("required", [])):
+            va, vb = _values(self._resolved(pa.get(name, True))), _values(self._resolved(pb.get(name, True)))
+            if va is not None and vb is not None and not any(equal(x, y) for x in va for y in vb):
+                return True
+        return False
+
+    def _resolved(self, schema):
+        seen = 0
+        while isinstance(schema, dict) and "$ref" in schema and seen < 8:
+            target = self.resolve(schema["$ref"], "#")
+            rest = _without(schema, "$ref")
+            merged = merge(target, rest) if isinstance(target, (dict, bool)) else None
+            schema = merged if merged is not None else target
+            seen += 1
+        return schema
+
+    def is_exact(self, schema) -> bool:
+        """Whether ``value(schema)`` is exactly the valid texts of our serialization, so that its
+        complement is sound: scalar types only, with keywords we compile without narrowing."""
+        schema = self._resolved(schema)
+        if schema is False:
+            return True
+        if not isinstance(schema, dict):
+            return False
+        allowed = {"type", "enum", "const", "minLength", "maxLength", "pattern", "format"}
+        keys = {k for k in schema if k in _VALIDATION}
+        if not keys <= allowed:
+            return False
+        if "enum" in schema or "const" in schema:
+            values = _values(schema)
+            return all(v is None or isinstance(v, (bool, str)) for v in values)
+        if "type" not in schema:
+            return False
+        if not set(_type_list(schema)) <= {"null", "boolean", "string", "number"}:
+            return False
+        fmt = schema.get("format")
+        return not (fmt in self.formats and (fmt in SUBSET_FORMATS or fmt not in FORMAT_PATTERNS))
+
     def enumeration(self, schema: dict, path: str) -> int:
-        values = list(schema["enum"]) if "enum" in schema else None
-        if "const" in schema:
-            values = [schema["const"]] if values is None else [v for v in values if _equal(v, schema["const"])]
+        values = _values(schema)
         rest = {k: v for k, v in schema.items() if k not in ("enum", "const")}
         # The other keywords filter the candidates; the validator itself decides, so this is exact.
         check = self.validator.evolve(schema=rest)
@@ -229,41 +420,65 @@ class _SchemaCompiler:
             return self.string_literal(v)
         if isinstance(v, list):
             if not v:
-                return st.seq(st.literal(b"["), self.inner_ws, st.literal(b"]"))
+                return self.braces(b"[", EPS, b"]")
             items = [self.literal_value(x) for x in v]
             body = [items[0]]
             for x in items[1:]:
                 body += [self.item_sep, x]
-            return st.seq(st.literal(b"["), self.inner_ws, *body, self.inner_ws, st.literal(b"]"))
-        if not v:
-            return st.seq(st.literal(b"{"), self.inner_ws, st.literal(b"}"))
+            return self.braces(b"[", st.seq(*body), b"]")
         members = []
         for i, (k, x) in enumerate(v.items()):
             if i:
                 members.append(self.item_sep)
             members += [self.string_literal(k), self.key_sep, self.literal_value(x)]
-        return st.seq(st.literal(b"{"), self.inner_ws, *members, self.inner_ws, st.literal(b"}"))
+        return self.braces(b"{", st.seq(*members), b"}")
 
     def string_literal(self, s: str) -> int:
+        """The JSON texts of the string ``s``: raw UTF-8, and every escape form we accept."""
         st = self.st
-        chars = [self.low.charset(cs.single(ord(c)), Encoding.JSON) for c in s]
-        return st.seq(st.literal(b'"'), *chars, st.literal(b'"'))
+        parts = [st.literal(b'"')]
+        plain = []
+        for c in s:
+            if c in '"\\/' or ord(c) < 0x20:
+                if plain:
+                    parts.append(st.literal("".join(plain).encode()))
+                    plain = []
+                parts.append(self.low.charset(cs.single(ord(c)), Encoding.JSON))
+            else:
+                plain.append(c)
+        if plain:
+            parts.append(st.literal("".join(plain).encode()))
+        parts.append(st.literal(b'"'))
+        return st.seq(*parts)
 
     # -- scalars ----------------------------------------------------------------------------------
-    def integer(self) -> int:
+    def number(self, schema: dict, path: str, integer: bool) -> int:
         st = self.st
-        digits = st.byte_range(0x30, 0x39)
-        natural = st.alt(st.literal(b"0"), st.seq(st.byte_range(0x31, 0x39), st.star(digits)))
-        zeros = st.opt(st.seq(st.literal(b"."), st.rep(st.literal(b"0"), 1)))
-        return st.seq(st.opt(st.literal(b"-")), natural, zeros)
-
-    def number(self) -> int:
-        st = self.st
-        digits = st.byte_range(0x30, 0x39)
-        natural = st.alt(st.literal(b"0"), st.seq(st.byte_range(0x31, 0x39), st.star(digits)))
-        frac = st.opt(st.seq(st.literal(b"."), st.rep(digits, 1)))
-        exp = st.opt(st.seq(st.byte_set(_mask(b"eE")), st.opt(st.byte_set(_mask(b"+-"))), st.rep(digits, 1)))
-        return st.seq(st.opt(st.literal(b"-")), natural, frac, exp)
+        num = self.num
+        if "multipleOf" in schema and not (integer and schema["multipleOf"] == 1):
+            self.unsupported("multipleOf", path)
+        sign = st.opt(st.literal(b"-"))
+        if integer:
+            base = st.seq(sign, num.natural, st.opt(num.zero_fraction))
+        else:
+            exp = st.seq(st.byte_set(_mask(b"eE")), st.opt(st.byte_set(_mask(b"+-"))), st.rep(num.digit, 1))
+            base = st.seq(sign, num.natural, st.opt(num.fraction), st.opt(exp))
+        lo = hi = None
+        lo_strict = hi_strict = False
+        for key, strict in (("minimum", False), ("exclusiveMinimum", True)):
+            if key in schema:
+                b = bound_decimal(schema[key], strict, lower=True)
+                if lo is None or b > lo or (b == lo and strict):
+                    lo, lo_strict = b, strict
+        for key, strict in (("maximum", False), ("exclusiveMaximum", True)):
+            if key in schema:
+                b = bound_decimal(schema[key], strict, lower=False)
+                if hi is None or b < hi or (b == hi and strict):
+                    hi, hi_strict = b, strict
+        if lo is None and hi is None:
+            return base
+        self.note("bounded numbers are written without exponent")
+        return st.and_(base, num.decimal_range(lo, lo_strict, hi, hi_strict))
 
     def string(self, schema: dict, path: str) -> int:
         st = self.st
@@ -285,6 +500,7 @@ class _SchemaCompiler:
     # -- containers -------------------------------------------------------------------------------
     def array(self, schema: dict, path: str) -> int:
         st = self.st
+        prefix = [self.value(s, f"{path}/prefixItems/{i}") for i, s in enumerate(schema.get("prefixItems", []))]
         items = schema.get("items", True)
         if items is True:
             self.note(f"array items without a schema nest at most {self.any_depth} levels")
@@ -292,78 +508,163 @@ class _SchemaCompiler:
         lo = int(schema.get("minItems", 0))
         hi = schema.get("maxItems")
         hi = INF if hi is None else int(hi)
-        open_, close = st.seq(st.literal(b"["), self.inner_ws), st.seq(self.inner_ws, st.literal(b"]"))
         if hi != INF and hi < lo:
             return EMPTY
-        if item == EMPTY:
-            return st.seq(open_, close) if lo == 0 else EMPTY
-        more = st.rep(st.seq(self.item_sep, item), max(lo - 1, 0), INF if hi == INF else hi - 1)
-        body = st.seq(item, more)
-        if lo == 0:
-            body = st.opt(body) if hi != 0 else EPS
-        return st.seq(open_, body, close)
+        if "contains" in schema:
+            return self.array_contains(schema, path, prefix, item, lo, hi)
+        return self.braces(b"[", self.elements(prefix, item, lo, hi), b"]")
+
+    def elements(self, prefix: list[int], item: int, lo: int, hi: int) -> int:
+        """Comma-separated elements: ``prefix[j]`` for the first ones, then ``item``; lo..hi of them."""
+        st = self.st
+        if not prefix:
+            return self.separated(item, lo, hi)
+        k = len(prefix)
+
+        def after(j: int) -> int:  # the elements after the first j, each preceded by a separator
+            if j >= k:
+                return st.rep(st.seq(self.item_sep, item), max(lo - j, 0), INF if hi == INF else hi - j)
+            more = st.seq(self.item_sep, prefix[j], after(j + 1)) if hi == INF or j + 1 <= hi else EMPTY
+            return st.alt(more, EPS) if j >= lo else more
+
+        first = st.seq(prefix[0], after(1)) if hi == INF or hi >= 1 else EMPTY
+        return st.alt(first, EPS) if lo == 0 else first
+
+    def array_contains(self, schema: dict, path: str, prefix: list, item: int, lo: int, hi: int) -> int:
+        st = self.st
+        if prefix or "maxContains" in schema:
+            self.unsupported("contains", path, "with prefixItems or maxContains")
+        need = int(schema.get("minContains", 1))
+        hit = st.and_(item, self.value(schema["contains"], path + "/contains"))
+        if need == 0:
+            return self.braces(b"[", self.separated(item, lo, hi), b"]")
+        # at least `need` elements in `hit`, the rest any `item`; element count from lo to hi
+        sep_item = st.seq(self.item_sep, item)
+        sep_hit = st.seq(self.item_sep, hit)
+        counted = st.seq(st.star(st.seq(item, self.item_sep)), hit,
+                         st.rep(st.seq(st.star(sep_item), sep_hit), need - 1, need - 1), st.star(sep_item))
+        if lo or hi != INF:  # hit is a subset of item, so counting items bounds the length
+            counted = st.and_(counted, self.separated(item, lo, hi))
+        return self.braces(b"[", counted, b"]")
 
     def object(self, schema: dict, path: str) -> int:
         st = self.st
         props = dict(schema.get("properties", {}))
         required = list(dict.fromkeys(schema.get("required", [])))
         additional = schema.get("additionalProperties", True)
+        patterns = schema.get("patternProperties", {})
+        names_schema = schema.get("propertyNames", True)
         for name in required:
             if name not in props:
-                if additional is False:
-                    return EMPTY  # a required property that may not appear
-                props[name] = additional
-        if additional is not False:
-            if not props:
-                return self.free_object(additional, path)
-            self.note("extra properties are not generated (the schema allows them)")
-        names = list(props)
+                props[name] = True
         members = []
-        for name in names:
-            value = self.value(props[name], f"{path}/properties/{_escape(name)}")
+        for name in props:
+            sub = self.property_schema(schema, name)
+            if names_schema is not True and not self.validator.evolve(schema=names_schema).is_valid(name):
+                sub = False
+            value = self.value(sub, f"{path}/properties/{_escape(name)}")
             if value == EMPTY:
                 if name in required:
                     return EMPTY
                 continue
             members.append((st.seq(self.string_literal(name), self.key_sep, value), name in required))
-        # first[i]: members i.. with none written yet; later[i]: members i.. after at least one.
-        first, later = EPS, EPS
+        extra = self.extra_member(schema, path, list(props))
+        lo_p, hi_p = schema.get("minProperties", 0), schema.get("maxProperties")
+        if not members:
+            if extra == EMPTY:
+                return EMPTY if lo_p > 0 else self.braces(b"{", EPS, b"}")
+            hi = INF if hi_p is None else int(hi_p)
+            return self.braces(b"{", self.separated(extra, int(lo_p), hi), b"}")
+        if lo_p or hi_p is not None:
+            self.unsupported("minProperties" if lo_p else "maxProperties", path,
+                             "together with declared properties")
+        if len(props) > 1 or extra != EMPTY:
+            self.note("declared properties are written in declaration order")
+        extras = st.star(st.seq(self.item_sep, extra)) if extra != EMPTY else EPS
+        # later: members i.. after something was written; first: before anything was written.
+        later = extras
+        first = st.opt(st.seq(extra, extras)) if extra != EMPTY else EPS
         for member, is_required in reversed(members):
-            new_later = st.seq(self.item_sep, member, later)
+            new_later = st.seq(extras, self.item_sep, member, later)
             new_first = st.seq(member, later)
+            if extra != EMPTY:
+                new_first = st.alt(new_first, st.seq(extra, new_later))
             if not is_required:
                 new_later = st.alt(new_later, later)
                 new_first = st.alt(new_first, first)
             first, later = new_first, new_later
-        return st.seq(st.literal(b"{"), self.inner_ws, first, self.inner_ws, st.literal(b"}"))
+        return self.braces(b"{", first, b"}")
 
-    def free_object(self, additional, path: str) -> int:
-        """An object with any keys whose values all follow ``additional``."""
+    def property_schema(self, schema: dict, name: str):
+        """The schema a declared property's value must satisfy (properties and matching patterns)."""
+        parts = [schema["properties"][name]] if name in schema.get("properties", {}) else []
+        for pat, sub in schema.get("patternProperties", {}).items():
+            if re.search(pat, name):
+                parts.append(sub)
+        if not parts:
+            parts.append(schema.get("additionalProperties", True))
+        out: Any = True
+        for p in parts:
+            m = merge(out, p)
+            out = m if m is not None else {"allOf": [out, p]}
+        return out
+
+    def extra_member(self, schema: dict, path: str, declared: list[str]) -> int:
+        """``"key": value`` for keys not declared, as additionalProperties/patternProperties allow."""
         st = self.st
-        key = st.seq(st.literal(b'"'), st.star(self.json_char), st.literal(b'"'))
-        member = st.seq(key, self.key_sep, self.value(additional, path + "/additionalProperties"))
-        return st.seq(st.literal(b"{"), self.inner_ws, st.opt(st.seq(member, st.star(st.seq(self.item_sep, member)))),
-                      self.inner_ws, st.literal(b"}"))
+        additional = schema.get("additionalProperties", True)
+        patterns = list(schema.get("patternProperties", {}).items())
+        if self.strict_properties and schema.get("properties"):
+            return EMPTY
+        if len(patterns) > 3:
+            self.unsupported("patternProperties", path, "more than 3 patterns")
+        key_universe = self.any_string
+        if declared:
+            key_universe = st.and_(key_universe, st.not_(st.alt(*[self.string_literal(n) for n in declared])))
+        names_schema = schema.get("propertyNames", True)
+        if names_schema is not True:
+            key_universe = st.and_(key_universe, self.value(names_schema, path + "/propertyNames"))
+        options = []
+        pattern_keys = [self.key_matching(p) for p, _ in patterns]
+        for chosen in itertools.product([False, True], repeat=len(patterns)):
+            key = key_universe
+            subs = []
+            for (pat, sub), on, pk in zip(patterns, chosen, pattern_keys):
+                key = st.and_(key, pk if on else st.not_(pk))
+                if on:
+                    subs.append(sub)
+            if not subs:
+                subs = [additional]
+            merged: Any = True
+            for s in subs:
+                m = merge(merged, s)
+                merged = m if m is not None else {"allOf": [merged, s]}
+            value = self.value(merged, path + ("/patternProperties" if any(chosen) else "/additionalProperties"))
+            if value != EMPTY and key != EMPTY:
+                options.append(st.seq(key, self.key_sep, value))
+        if additional is True and not patterns and options:
+            self.note(f"values of unconstrained type nest at most {self.any_depth} levels")
+        return st.alt(*options)
+
+    def key_matching(self, pattern: str) -> int:
+        st = self.st
+        return st.seq(st.literal(b'"'), self.low.search(pattern, Encoding.JSON), st.literal(b'"'))
 
     def any_value(self, depth: int) -> int:
         got = self._any.get(depth)
         if got is not None:
             return got
         st = self.st
-        string = st.seq(st.literal(b'"'), st.star(self.json_char), st.literal(b'"'))
-        scalars = [st.literal(b"null"), st.literal(b"true"), st.literal(b"false"), self.number(), string]
+        number = self.number({}, "#", integer=False)
+        scalars = [st.literal(b"null"), st.literal(b"true"), st.literal(b"false"), number, self.any_string]
         if depth <= 0:
             term = st.alt(*scalars)
         else:
             self.note(f"values of unconstrained type nest at most {self.any_depth} levels")
             inner = self.any_value(depth - 1)
-            array = st.seq(st.literal(b"["), self.inner_ws,
-                           st.opt(st.seq(inner, st.star(st.seq(self.item_sep, inner)))),
-                           self.inner_ws, st.literal(b"]"))
-            member = st.seq(string, self.key_sep, inner)
-            obj = st.seq(st.literal(b"{"), self.inner_ws,
-                         st.opt(st.seq(member, st.star(st.seq(self.item_sep, member)))),
-                         self.inner_ws, st.literal(b"}"))
+            array = self.braces(b"[", self.separated(inner), b"]")
+            member = st.seq(self.any_string, self.key_sep, inner)
+            obj = self.braces(b"{", self.separated(member), b"}")
             term = st.alt(*scalars, array, obj)
         self._any[depth] = term
         return term
@@ -380,10 +681,114 @@ def _escape(name: str) -> str:
     return name.replace("~", "~0").replace("/", "~1")
 
 
-def _equal(a: Any, b: Any) -> bool:
-    from jsonschema._utils import equal
+def _without(schema: dict, *keys: str) -> dict:
+    return {k: v for k, v in schema.items() if k not in keys}
 
-    return equal(a, b)
+
+def _type_list(schema: dict) -> list[str]:
+    t = schema.get("type", list(TYPES))
+    return [t] if isinstance(t, str) else list(t)
+
+
+def _type_set(schema: dict) -> set[str]:
+    """The JSON types a schema admits, as far as ``type``, ``const`` and ``enum`` say."""
+    types = set(_type_list(schema))
+    if "number" in types:
+        types.add("integer")
+    values = _values(schema)
+    if values is not None:
+        types &= {_json_type(v) for v in values} | ({"number"} if any(_json_type(v) == "integer" for v in values) else set())
+    return types
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int) or isinstance(v, float) and v.is_integer():
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    return "array" if isinstance(v, list) else "object"
+
+
+def _values(schema) -> list | None:
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        vals = [schema["const"]]
+        if "enum" in schema:
+            vals = [v for v in vals if any(equal(v, e) for e in schema["enum"])]
+        return vals
+    if "enum" in schema:
+        return list(schema["enum"])
+    return None
+
+
+def _refs_in(node) -> set[str]:
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            r = n.get("$ref")
+            if isinstance(r, str):
+                out.add(r)
+            stack.extend(n.values())
+        elif isinstance(n, list):
+            stack.extend(n)
+    return out
+
+
+def _on_cycles(edges: dict[str, set[str]]) -> set[str]:
+    """Nodes on a cycle, by Tarjan's strongly connected components (iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    out: set[str] = set()
+    counter = 0
+    for root in edges:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges.get(root, ()))))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, it = work[-1]
+            advanced = False
+            for nxt in it:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(sorted(edges.get(nxt, ())))))
+                    advanced = True
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    component.append(w)
+                    if w == node:
+                        break
+                if len(component) > 1 or node in edges.get(node, ()):
+                    out.update(component)
+    return out
 
 
 def _find_anchor(node, name: str):

@@ -1,0 +1,139 @@
+"""Merge JSON Schemas under ``allOf`` semantics: one schema valid exactly when both are.
+
+Merging keeps combinations of keywords in one schema, so that the object and array builders see
+every constraint at once (``allOf: [{properties: a}, {required: [b]}]`` must generate objects with
+``a`` and ``b``, which intersecting two separately built languages would not).
+
+``merge(a, b)`` returns the merged schema, or ``None`` where a keyword pair has no exact merged
+form (the caller then intersects the two compiled languages instead, which is sound).
+Subschemas are merged recursively with ``allOf`` left in place; ``$ref`` must be resolved by the
+caller before merging a schema at top level.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from jsonschema._utils import equal
+
+_MAX_KEYS = {"maxLength", "maxItems", "maxProperties", "maximum", "exclusiveMaximum", "maxContains"}
+_MIN_KEYS = {"minLength", "minItems", "minProperties", "minimum", "exclusiveMinimum", "minContains"}
+_SCHEMA_KEYS = {"items", "contains", "propertyNames", "additionalProperties", "unevaluatedItems",
+                "unevaluatedProperties", "not", "if", "then", "else"}
+_IGNORED = {"title", "description", "$comment", "examples", "default", "deprecated", "readOnly",
+            "writeOnly", "$schema", "$id", "$anchor", "$defs", "definitions", "$dynamicAnchor",
+            "contentMediaType", "contentEncoding", "contentSchema", "$vocabulary"}
+
+
+def merge_all(schemas: list) -> Any:
+    """Merge a list of schemas; ``None`` if some pair cannot be merged exactly."""
+    out: Any = True
+    for s in schemas:
+        out = merge(out, s)
+        if out is None:
+            return None
+    return out
+
+
+def merge(a: Any, b: Any) -> Any:
+    if a is True:
+        return b
+    if b is True:
+        return a
+    if a is False or b is False:
+        return False
+    out: dict = {k: v for k, v in a.items() if k not in _IGNORED}
+    for key, bv in b.items():
+        if key in _IGNORED:
+            continue
+        if key not in out:
+            out[key] = bv
+            continue
+        av = out[key]
+        if key == "type":
+            types = _types(av) & _types(bv)
+            if "number" in types:
+                types.discard("integer")
+            if not types:
+                return False
+            out[key] = sorted(types)
+        elif key in _MAX_KEYS:
+            out[key] = min(av, bv)
+        elif key in _MIN_KEYS:
+            out[key] = max(av, bv)
+        elif key in ("enum", "const"):
+            if key == "const":
+                if not equal(av, bv):
+                    return False
+            else:
+                kept = [x for x in av if any(equal(x, y) for y in bv)]
+                if not kept:
+                    return False
+                out[key] = kept
+        elif key == "required":
+            out[key] = list(dict.fromkeys(list(av) + list(bv)))
+        elif key == "uniqueItems":
+            out[key] = bool(av) or bool(bv)
+        elif key == "allOf":
+            out[key] = list(av) + list(bv)
+        elif key in ("anyOf", "oneOf"):  # keep both: the second goes into allOf
+            out["allOf"] = list(out.get("allOf", [])) + [{key: bv}]
+        elif key == "$ref":
+            out["allOf"] = list(out.get("allOf", [])) + [{"$ref": bv}]
+        elif key in ("pattern", "format", "multipleOf"):
+            if av != bv:
+                out["allOf"] = list(out.get("allOf", [])) + [{key: bv}]
+        elif key == "properties":
+            if "patternProperties" in a or "patternProperties" in b:
+                return None
+            props = dict(av)
+            for name, sub in bv.items():
+                props[name] = merge(props[name], sub) if name in props else sub
+                if props[name] is None:
+                    return None
+            out[key] = props
+        elif key == "dependentRequired":
+            deps = {k: list(v) for k, v in av.items()}
+            for k, v in bv.items():
+                deps[k] = list(dict.fromkeys(deps.get(k, []) + list(v)))
+            out[key] = deps
+        elif key in _SCHEMA_KEYS:
+            m = merge(av, bv)
+            if m is None:
+                return None
+            out[key] = m
+        else:
+            if av != bv:
+                return None
+    if not _properties_consistent(a, b, out):
+        return None
+    return out
+
+
+def _types(t: Any) -> set[str]:
+    """The type set, with "number" implying "integer" so that intersection is plain set algebra."""
+    types = {t} if isinstance(t, str) else set(t)
+    if "number" in types:
+        types.add("integer")
+    return types
+
+
+def _properties_consistent(a: Any, b: Any, out: dict) -> bool:
+    """A property declared by one side is also subject to the other side's additionalProperties."""
+    for side, other in ((a, b), (b, a)):
+        if not isinstance(other, dict):
+            continue
+        extra = other.get("additionalProperties", True)
+        if extra is True:
+            continue
+        other_props = other.get("properties", {})
+        patterns = other.get("patternProperties", {})
+        for name in (side.get("properties", {}) if isinstance(side, dict) else {}):
+            if name in other_props or any(re.search(p, name) for p in patterns):
+                continue
+            merged = merge(out["properties"][name], extra)
+            if merged is None:
+                return False
+            out["properties"][name] = merged
+    return True
