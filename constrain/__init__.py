@@ -6,6 +6,7 @@
 {'name': 'Ada'}
 """
 
+from .api import generate, generate_json
 from .bitmask import allocate_token_bitmask, apply_token_bitmask_
 from .compiler import CompiledGrammar, Compiler
 from .errors import (
@@ -20,6 +21,7 @@ from .errors import (
     VocabularyError,
 )
 from .matcher import Matcher
+from .models import load_default_model, load_model
 from .vocab import Vocabulary
 
 __version__ = "0.1.0"
@@ -40,4 +42,8 @@ __all__ = [
     "VocabularyError",
     "allocate_token_bitmask",
     "apply_token_bitmask_",
+    "generate",
+    "generate_json",
+    "load_default_model",
+    "load_model",
 ]
