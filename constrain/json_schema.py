@@ -44,7 +44,7 @@ from jsonschema._utils import equal
 
 from . import charset as cs
 from .errors import SchemaError, UnsupportedSchemaError
-from .formats import FORMAT_PATTERNS, SUBSET_FORMATS, checked_formats
+from .formats import SUBSET_FORMATS, checked_formats, format_patterns
 from .numbers import NumberTerms, bound_decimal
 from .regex import Encoding, Lowering
 from .schema_check import check_schema
@@ -395,7 +395,7 @@ class _SchemaCompiler:
         if not set(_type_list(schema)) <= {"null", "boolean", "string", "number"}:
             return False
         fmt = schema.get("format")
-        return not (fmt in self.formats and (fmt in SUBSET_FORMATS or fmt not in FORMAT_PATTERNS))
+        return not (fmt in self.formats and (fmt in SUBSET_FORMATS or format_patterns(fmt) is None))
 
     def enumeration(self, schema: dict, path: str) -> int:
         values = _values(schema)
@@ -489,12 +489,15 @@ class _SchemaCompiler:
             content = st.and_(content, self.low.search(schema["pattern"], Encoding.JSON))
         fmt = schema.get("format")
         if fmt is not None and fmt in self.formats:
-            if fmt not in FORMAT_PATTERNS:
+            patterns = format_patterns(fmt)
+            if patterns is None:
                 self.unsupported("format", path, f"format {fmt!r} is not supported yet")
             else:
                 if fmt in SUBSET_FORMATS:
-                    self.note(f"format {fmt!r}: only the canonical form is generated")
-                content = st.and_(content, self.low.fullmatch(FORMAT_PATTERNS[fmt], Encoding.JSON))
+                    self.note(f"format {fmt!r}: only its common form is generated")
+                for pattern, mode in patterns:
+                    lowered = self.low.search if mode == "search" else self.low.fullmatch
+                    content = st.and_(content, lowered(pattern, Encoding.JSON))
         return st.seq(st.literal(b'"'), content, st.literal(b'"'))
 
     # -- containers -------------------------------------------------------------------------------
