@@ -296,21 +296,25 @@ class TermStore:
     def _search_empty(self, t: int) -> bool:
         from .errors import BudgetExceededError
 
-        seen = {t}
+        parent = {t: t}
         stack = [t]
         while stack:
             u = stack.pop()
             if self.nullable[u] or self._empty.get(u) is False:
-                return False
+                while True:  # every term on the path to an accepting one is nonempty
+                    self._empty[u] = False
+                    if u == t:
+                        return False
+                    u = parent[u]
             for mask in self.classes(u):
                 d = self.deriv(u, (mask & -mask).bit_length() - 1)
-                if d not in seen and not self._empty.get(d, False) and d != EMPTY:
-                    seen.add(d)
+                if d not in parent and d != EMPTY and not self._empty.get(d, False):
+                    parent[d] = u
                     stack.append(d)
-            if len(seen) > self.search_budget:
+            if len(parent) > self.search_budget:
                 raise BudgetExceededError(
                     f"deciding whether a constraint can be satisfied took more than {self.search_budget} states")
-        for u in seen:  # closed under derivatives and nothing in it accepts: all empty
+        for u in parent:  # closed under derivatives and nothing in it accepts: all empty
             self._empty[u] = True
         return True
 
