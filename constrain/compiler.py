@@ -98,6 +98,7 @@ class Compiler:
             self.vocab = Vocabulary.from_tokenizer(tokenizer_or_vocab, logits_width=logits_width,
                                                    generation_config=generation_config)
         self.trie = trie_for(self.vocab)
+        self.strings = string_index_for(self.vocab)  # vocabulary preprocessing, once per process
         self._cache: OrderedDict[tuple, CompiledGrammar] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -144,6 +145,6 @@ class Compiler:
             except RecursionError:
                 raise BudgetExceededError("the schema nests too deeply to compile") from None
             return CompiledGrammar(self.vocab, self.trie, store, term, source=f"json:{key[1][:200]}",
-                                   warnings=tuple(warnings), strings=string_index_for(self.vocab))
+                                   warnings=tuple(warnings), strings=self.strings)
 
         return self._cached(key, build)
