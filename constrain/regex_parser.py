@@ -26,6 +26,7 @@ from .errors import RegexError
 EMPTY_NODE = ("cat", ())
 MAX_REPEAT = 4294967295  # Python's MAXREPEAT
 
+_OCTAL = "01234567"
 _SIMPLE_ESCAPES = {"a": 7, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92}
 
 
@@ -41,6 +42,7 @@ class _Parser:
         self.p = pattern
         self.i = 0
         self.groups = 0
+        self.names: set[str] = set()
 
     # -- helpers ------------------------------------------------------------------------
     def error(self, message: str, pos: int | None = None) -> RegexError:
@@ -185,12 +187,21 @@ class _Parser:
         self.i += 1
         capturing = True
         if self.eat("?"):
+            if self.peek() is None or self.p[self.i:] in ("P", "<"):
+                raise self.error("unexpected end of pattern", len(self.p))
             if self.eat(":"):
                 capturing = False
             elif self.eat("P<") or (self.peek() == "<" and self.peek(1) not in "=!" and self.eat("<")):
                 end = self.p.find(">", self.i)
-                if end < 0 or not self.p[self.i : end].isidentifier():
+                if end < 0:
+                    raise self.error("missing >, unterminated name" if self.i < len(self.p)
+                                     else "missing group name", self.i)
+                name = self.p[self.i : end]
+                if not name.isidentifier():
                     raise self.error("bad character in group name", self.i)
+                if name in self.names:
+                    raise self.error(f"redefinition of group name {name!r}", self.i)
+                self.names.add(name)
                 self.i = end + 1
             elif self.eat("#"):
                 end = self.p.find(")", self.i)
@@ -240,27 +251,42 @@ class _Parser:
             return ("set", cs.single(cp))
         if c == "N":
             if not self.eat("{"):
-                raise self.error("missing { in \\N{...}", start)
+                raise self.error("missing { in \\N{...}", self.i)
             end = self.p.find("}", self.i)
             if end < 0:
-                raise self.error("missing } in \\N{...}", start)
+                raise self.error("missing } in \\N{...}, unterminated name", self.i)
             name = self.p[self.i : end]
+            if not name:
+                raise self.error("missing character name in \\N{...}", self.i)
             try:
                 cp = ord(unicodedata.lookup(name))
             except KeyError:
                 raise self.error(f"undefined character name {name!r}", start) from None
             self.i = end + 1
             return ("set", cs.single(cp))
-        if c == "0" or (c in "1234567" and in_class):
+        if c == "0" or (c in _OCTAL and in_class):
+            # Octal escape: up to three octal digits.
             digits = c
-            while len(digits) < 3 and (self.peek() or "") in "01234567" and self.peek() is not None:
+            while len(digits) < 3 and self.peek() is not None and self.peek() in _OCTAL:
                 digits += self.p[self.i]
                 self.i += 1
-            value = int(digits, 8)
-            if value > 0o377:
-                raise self.error("octal escape value outside of range 0-0o377", start)
-            return ("set", cs.single(value))
-        if c.isdigit():
+            return ("set", cs.single(self.octal_value(digits, start)))
+        if c in "0123456789":
+            if in_class:
+                raise self.error(f"bad escape \\{c}", start)
+            # Outside a class, as in Python: three octal digits are an octal escape (\123 is "S");
+            # anything else is a group reference of one or two digits.
+            digits = c
+            if self.peek() is not None and self.peek() in "0123456789":
+                digits += self.p[self.i]
+                self.i += 1
+                if (digits[0] in _OCTAL and digits[1] in _OCTAL and self.peek() is not None
+                        and self.peek() in _OCTAL):
+                    digits += self.p[self.i]
+                    self.i += 1
+                    return ("set", cs.single(self.octal_value(digits, start)))
+            if int(digits) > self.groups:
+                raise self.error(f"invalid group reference {int(digits)}", start + 1)
             raise self.error("backreferences are not supported", start)
         if not in_class:
             if c == "A":
@@ -272,6 +298,12 @@ class _Parser:
         if c.isascii() and c.isalnum():
             raise self.error(f"bad escape \\{c}", start)
         return ("set", cs.single(ord(c)))
+
+    def octal_value(self, digits: str, start: int) -> int:
+        value = int(digits, 8)
+        if value > 0o377:
+            raise self.error(f"octal escape value \\{digits} outside of range 0-0o377", start)
+        return value
 
     def hex_digits(self, n: int, start: int) -> int:
         s = self.p[self.i : self.i + n]
@@ -298,13 +330,12 @@ class _Parser:
             lo = self.class_item()
             if self.peek() == "-" and self.peek(1) not in (None, "]"):
                 self.i += 1
-                hi_pos = self.i
                 hi = self.class_item()
                 if len(lo) != 1 or lo[0][0] != lo[0][1] or len(hi) != 1 or hi[0][0] != hi[0][1]:
                     raise self.error("bad character range", item_pos)
                 a, b = lo[0][0], hi[0][0]
                 if b < a:
-                    raise self.error("bad character range", hi_pos)
+                    raise self.error("bad character range", item_pos)
                 ranges.append(cs.normalize([(a, b)]))
             else:
                 ranges.append(lo)
