@@ -43,7 +43,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema._utils import equal
 
 from . import charset as cs
-from .errors import SchemaError, UnsupportedSchemaError
+from .errors import RegexError, SchemaError, UnsupportedSchemaError
 from .formats import SUBSET_FORMATS, checked_formats, format_patterns
 from .numbers import NumberTerms, bound_decimal
 from .regex import Encoding, Lowering
@@ -486,7 +486,7 @@ class _SchemaCompiler:
         hi = schema.get("maxLength")
         content = st.rep(self.json_char, int(lo), INF if hi is None else int(hi))
         if "pattern" in schema:
-            content = st.and_(content, self.low.search(schema["pattern"], Encoding.JSON))
+            content = st.and_(content, self.pattern_term(schema["pattern"], path + "/pattern"))
         fmt = schema.get("format")
         if fmt is not None and fmt in self.formats:
             patterns = format_patterns(fmt)
@@ -628,7 +628,7 @@ class _SchemaCompiler:
         if names_schema is not True:
             key_universe = st.and_(key_universe, self.value(names_schema, path + "/propertyNames"))
         options = []
-        pattern_keys = [self.key_matching(p) for p, _ in patterns]
+        pattern_keys = [self.key_matching(p, f"{path}/patternProperties/{_escape(p)}") for p, _ in patterns]
         for chosen in itertools.product([False, True], repeat=len(patterns)):
             key = key_universe
             subs = []
@@ -649,9 +649,21 @@ class _SchemaCompiler:
             self.note(f"values of unconstrained type nest at most {self.any_depth} levels")
         return st.alt(*options)
 
-    def key_matching(self, pattern: str) -> int:
+    def key_matching(self, pattern: str, path: str) -> int:
         st = self.st
-        return st.seq(st.literal(b'"'), self.low.search(pattern, Encoding.JSON), st.literal(b'"'))
+        return st.seq(st.literal(b'"'), self.pattern_term(pattern, path), st.literal(b'"'))
+
+    def pattern_term(self, pattern: str, path: str) -> int:
+        """String contents matched by ``pattern`` as ``re.search`` does (what the validator runs)."""
+        try:
+            return self.low.search(pattern, Encoding.JSON)
+        except RegexError as exc:
+            try:
+                re.compile(pattern)
+            except re.error as bad:
+                raise SchemaError(f"invalid regular expression {pattern!r}: {bad}", path) from None
+            self.unsupported("pattern", path, str(exc))
+            return self.low.search("", Encoding.JSON)
 
     def any_value(self, depth: int) -> int:
         got = self._any.get(depth)

@@ -108,6 +108,31 @@ def merge(a: Any, b: Any) -> Any:
                 return None
     if not _properties_consistent(a, b, out):
         return None
+    if "prefixItems" in a or "prefixItems" in b:
+        return _merge_positions(a, b, out)
+    return out
+
+
+def _merge_positions(a: dict, b: dict, out: dict) -> Any:
+    """Element i must satisfy each side's schema for position i: its prefixItems[i] if it has one,
+    else its items (which, beside no prefixItems, applies to every element)."""
+    pa, pb = a.get("prefixItems", []), b.get("prefixItems", [])
+    prefix = []
+    for i in range(max(len(pa), len(pb))):
+        sa = pa[i] if i < len(pa) else a.get("items", True)
+        sb = pb[i] if i < len(pb) else b.get("items", True)
+        m = merge(sa, sb)
+        if m is None:
+            return None
+        prefix.append(m)
+    out["prefixItems"] = prefix
+    items = merge(a.get("items", True), b.get("items", True))
+    if items is None:
+        return None
+    if items is True:
+        out.pop("items", None)
+    else:
+        out["items"] = items
     return out
 
 
