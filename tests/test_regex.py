@@ -1,0 +1,743 @@
+"""compile_regex against Python's ``re.fullmatch``, token by token, on real tokenizers.
+
+Regexes are generated as small ASTs (literals written in every escape form, classes, ``.``,
+quantifiers, alternation, groups) and rendered to pattern text; strings are drawn at random from a
+small alphabet and *from the regex itself* (so that many match), and mutated (so that many nearly
+match). Each string is fed to a matcher in its canonical tokenization and in a random other one
+(any token sequence whose bytes concatenate to the string is a valid tokenization). At every step
+the bitmask and ``allowed_token_ids`` must agree exactly, special tokens must be blocked and EOS
+allowed exactly when the text so far is a complete match.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import re
+import time
+import unicodedata
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import constrain
+from constrain import charset as cs
+from tests.tokenizers import load_tokenizer
+
+TOKENIZERS = ["smollm2", "llama3.2"]
+
+# The random-string alphabet: ASCII letters, a non-ASCII letter (2 bytes), a CJK letter (3 bytes),
+# an emoji (4 bytes), a newline (which `.` excludes) and a metacharacter.
+ALPHABET = ["a", "b", "c", "é", "中", "😀", "\n", "."]
+# Extra characters that classes and `.` may produce in generated strings (digits of other scripts,
+# Unicode spaces, `_` for \w, a tab).
+EXTRAS = ["z", "1", "٣", " ", "\t", "_", "\u00a0", "Ω", "-"]
+CANDIDATES = ALPHABET + EXTRAS
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared helpers: compilers, tokenizations, a checked feed
+# --------------------------------------------------------------------------------------------------
+
+
+class Tok:
+    """A tokenizer, its compiler and what random tokenizations need."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.hf = load_tokenizer(name)
+        self.compiler = constrain.Compiler(self.hf)
+        self.vocab = self.compiler.vocab
+        self.by_bytes: dict[bytes, int] = {}
+        for i, b in enumerate(self.vocab.token_bytes):
+            if b:
+                self.by_bytes.setdefault(b, i)
+        self.max_len = max(len(b) for b in self.by_bytes)
+        self.is_special = np.zeros(self.vocab.size, dtype=bool)
+        self.is_special[[i for i, b in enumerate(self.vocab.token_bytes) if b is None]] = True
+        self.is_special[len(self.vocab.token_bytes):] = True  # logits padding
+        self.eos = frozenset(self.vocab.eos_token_ids)
+        assert self.eos, "the tests need an EOS id"
+
+    def canonical(self, text: str) -> list[int]:
+        ids = list(self.hf.encode(text, add_special_tokens=False))
+        assert b"".join(self.vocab.token_bytes[i] for i in ids) == text.encode(), (text, ids)
+        return ids
+
+    def random_tokens(self, data: bytes, rnd: random.Random) -> list[int]:
+        """A random tokenization: at each point, any vocabulary token that is a prefix of the rest."""
+        bytewise = rnd.random() < 0.25
+        out = []
+        i = 0
+        while i < len(data):
+            if bytewise:
+                choices = [self.by_bytes[data[i:i + 1]]]
+            else:
+                choices = [self.by_bytes[data[i:j]] for j in range(i + 1, min(len(data), i + self.max_len) + 1)
+                           if data[i:j] in self.by_bytes]
+            t = rnd.choice(choices)
+            out.append(t)
+            i += len(self.vocab.token_bytes[t])
+        assert b"".join(self.vocab.token_bytes[t] for t in out) == data
+        return out
+
+    def tokenizations(self, text: str, rnd: random.Random) -> list[list[int]]:
+        return [self.canonical(text), self.random_tokens(text.encode(), rnd)]
+
+
+@functools.lru_cache(maxsize=None)
+def get_tok(name: str) -> Tok:
+    return Tok(name)
+
+
+def bit(row: np.ndarray, t: int) -> bool:
+    return bool((int(row[t // 32]) >> (t % 32)) & 1)
+
+
+def check_mask(tok: Tok, m: constrain.Matcher) -> tuple[np.ndarray, set]:
+    """The bitmask equals allowed_token_ids; specials blocked; EOS allowed iff accepting."""
+    row = constrain.allocate_token_bitmask(1, tok.vocab.size)[0]
+    row[:] = 0x5A5A5A5A  # garbage that fill_bitmask must overwrite
+    m.fill_bitmask(row)
+    allowed = m.allowed_token_ids()
+    bits = np.flatnonzero(np.unpackbits(row.view(np.uint8), bitorder="little"))
+    assert np.array_equal(bits, allowed), "bitmask bits differ from allowed_token_ids"
+    assert allowed.size == 0 or allowed[-1] < tok.vocab.size
+    specials_allowed = set(allowed[tok.is_special[allowed]].tolist())
+    if m.is_terminated():
+        assert specials_allowed == set(tok.eos) and len(allowed) == len(tok.eos)
+    elif m.is_accepting():
+        assert specials_allowed == set(tok.eos)
+    else:
+        assert specials_allowed == set()
+    return row, set(allowed.tolist())
+
+
+def feed(tok: Tok, m: constrain.Matcher, ids: list[int], *, full_check: bool = True) -> bool:
+    """Feed ``ids`` one by one, checking the mask before each; return whether all were accepted.
+
+    A token is accepted exactly when its mask bit is set; a rejected token leaves the matcher as it
+    was.
+    """
+    for t in ids:
+        if full_check:
+            row, allowed = check_mask(tok, m)
+            in_mask = bit(row, t)
+            assert in_mask == (t in allowed)
+        else:
+            row = constrain.allocate_token_bitmask(1, tok.vocab.size)[0]
+            m.fill_bitmask(row)
+            in_mask = bit(row, t)
+        before = (m.num_accepted(), m.state, m.is_accepting())
+        ok = m.accept_token(t)
+        assert ok == in_mask, f"accept_token({t}) returned {ok} but mask bit is {in_mask}"
+        if not ok:
+            assert (m.num_accepted(), m.state, m.is_accepting()) == before
+            return False
+    return True
+
+
+def random_walk(tok: Tok, grammar, rnd: random.Random, max_steps: int = 40) -> bytes | None:
+    """Sample a text from the masks (random allowed tokens, EOS now and then); None if it ran long.
+
+    Every live state must allow something: a byte-level vocabulary can always spell a completion.
+    """
+    m = grammar.matcher()
+    out = []
+    eos = min(tok.eos)
+    for _ in range(max_steps):
+        allowed = m.allowed_token_ids()
+        assert len(allowed), f"dead end after {b''.join(out)!r} in {grammar.source!r}"
+        if m.is_accepting() and rnd.random() < 0.4:
+            t = eos
+        else:
+            short = allowed[allowed < 512] if rnd.random() < 0.5 else allowed  # favour short tokens
+            pool = short if len(short) else allowed
+            t = int(pool[rnd.randrange(len(pool))])
+        assert m.accept_token(t)
+        if t == eos:
+            return b"".join(out)
+        out.append(tok.vocab.token_bytes[t])
+    return None
+
+
+def check_walks(tok: Tok, grammar, pattern: str, rnd: random.Random, n: int) -> None:
+    """Whatever the masks let through is a full match (soundness of the masks themselves)."""
+    for _ in range(n):
+        data = random_walk(tok, grammar, rnd)
+        if data is not None:
+            text = data.decode("utf-8")
+            assert re.fullmatch(pattern, text), (pattern, text)
+
+
+def check_string(tok: Tok, grammar, text: str, ids: list[int], expected: bool, *, full_check=True) -> None:
+    m = grammar.matcher()
+    fed = feed(tok, m, ids, full_check=full_check)
+    if expected:
+        assert fed, f"a token of {text!r} was rejected ({grammar.source!r}, ids {ids})"
+        assert m.is_accepting(), f"{text!r} should be a complete match of {grammar.source!r}"
+        row, allowed = check_mask(tok, m) if full_check else (None, None)
+        eos = min(tok.eos)
+        if full_check:
+            assert eos in allowed
+        assert m.accept_token(eos) and m.is_terminated()
+        if full_check:
+            check_mask(tok, m)
+    else:
+        assert not (fed and m.is_accepting()), f"{text!r} wrongly accepted by {grammar.source!r}"
+        if fed:
+            assert not m.accept_token(min(tok.eos)) and not m.is_terminated()
+
+
+# --------------------------------------------------------------------------------------------------
+# Regex ASTs: generation, rendering, sampling
+# --------------------------------------------------------------------------------------------------
+# ("lit", ch) | ("cls", items, negated) | ("esc", "d"|"w"|...) | ("dot",) | ("cat", [n...])
+# | ("alt", [n...]) | ("rep", n, lo, hi|None, form, lazy) | ("grp", n, kind)
+# class items: ("ch", c) | ("range", a, b) | ("esc", "d"|...)
+
+
+def render_literal(c: str, form: int, in_class: bool = False) -> str:
+    cp = ord(c)
+    forms = []
+    if c == "\n":
+        forms.append("\\n")
+    else:
+        forms.append(re.escape(c) if not in_class else ("\\" + c if c in "\\]^-[" else c))
+    if cp < 0x100:
+        forms.append(f"\\x{cp:02x}")
+    if cp < 0x10000:
+        forms.append(f"\\u{cp:04X}")
+    forms.append(f"\\U{cp:08x}")
+    try:
+        forms.append("\\N{%s}" % unicodedata.name(c))
+    except ValueError:
+        pass
+    if cp < 0o100:
+        forms.append(f"\\0{cp:o}")
+    if c == "\n":
+        forms.append("\n")  # a raw newline is a literal newline
+    return forms[form % len(forms)]
+
+
+def render(node, counter=None) -> str:
+    if counter is None:
+        counter = [0]
+    kind = node[0]
+    if kind == "lit":
+        return render_literal(node[1], node[2])
+    if kind == "dot":
+        return "."
+    if kind == "esc":
+        return "\\" + node[1]
+    if kind == "cls":
+        parts = []
+        for item in node[1]:
+            if item[0] == "ch":
+                parts.append(render_literal(item[1], item[2], in_class=True))
+            elif item[0] == "range":
+                parts.append(f"{render_literal(item[1], 0, True)}-{render_literal(item[2], 0, True)}")
+            else:
+                parts.append("\\" + item[1])
+        return "[" + ("^" if node[2] else "") + "".join(parts) + "]"
+    if kind == "cat":
+        return "".join(render(n, counter) for n in node[1])
+    if kind == "alt":
+        return "|".join(render(n, counter) for n in node[1])
+    if kind == "grp":
+        inner = render(node[1], counter)
+        if node[2] == "cap":
+            return f"({inner})"
+        if node[2] == "nocap":
+            return f"(?:{inner})"
+        counter[0] += 1
+        return f"(?P<g{counter[0]}>{inner})"
+    if kind == "rep":
+        child = node[1]
+        inner = render(child, counter)
+        if child[0] in ("cat", "alt", "rep"):
+            inner = f"(?:{inner})"
+        lo, hi, form, lazy = node[2], node[3], node[4], node[5]
+        if form == "*":
+            q = "*"
+        elif form == "+":
+            q = "+"
+        elif form == "?":
+            q = "?"
+        elif hi is None:
+            q = "{%d,}" % lo
+        elif lo == hi and form == "{m}":
+            q = "{%d}" % lo
+        elif lo == 0 and form == "{,n}":
+            q = "{,%d}" % hi
+        else:
+            q = "{%d,%d}" % (lo, hi)
+        return inner + q + ("?" if lazy else "")
+    raise AssertionError(node)
+
+
+def _matching_chars(node) -> list[str]:
+    """Candidate characters matched by a one-character node (decided by Python's re)."""
+    rx = re.compile(render(node))
+    return [c for c in CANDIDATES if rx.fullmatch(c)]
+
+
+def sample(node, rnd: random.Random) -> str:
+    """A random string generated from the AST (it matches unless a class matches no candidate)."""
+    kind = node[0]
+    if kind == "lit":
+        return node[1]
+    if kind in ("dot", "esc", "cls"):
+        chars = _matching_chars(node)
+        return rnd.choice(chars) if chars else "\U0001F600"
+    if kind == "cat":
+        return "".join(sample(n, rnd) for n in node[1])
+    if kind == "alt":
+        return sample(rnd.choice(node[1]), rnd)
+    if kind == "grp":
+        return sample(node[1], rnd)
+    if kind == "rep":
+        lo, hi = node[2], node[3]
+        n = rnd.randint(lo, lo + 3 if hi is None else hi)
+        return "".join(sample(node[1], rnd) for _ in range(n))
+    raise AssertionError(node)
+
+
+def mutate(s: str, rnd: random.Random) -> str:
+    chars = list(s)
+    op = rnd.randrange(4)
+    if op == 0 or not chars:
+        chars.insert(rnd.randint(0, len(chars)), rnd.choice(CANDIDATES))
+    elif op == 1:
+        del chars[rnd.randrange(len(chars))]
+    elif op == 2:
+        chars[rnd.randrange(len(chars))] = rnd.choice(CANDIDATES)
+    else:
+        i = rnd.randrange(len(chars))
+        chars.insert(i, chars[i])
+    return "".join(chars)
+
+
+literal_st = st.builds(lambda c, f: ("lit", c, f), st.sampled_from(ALPHABET), st.integers(0, 7))
+shorthand = st.sampled_from(["d", "w", "s", "D", "W", "S"])
+class_item = st.one_of(
+    st.builds(lambda c, f: ("ch", c, f), st.sampled_from(ALPHABET), st.integers(0, 7)),
+    st.sampled_from([("range", "a", "b"), ("range", "a", "é"), ("range", "b", "😀"), ("range", "\n", "a"),
+                     ("range", "é", "中")]),
+    st.builds(lambda e: ("esc", e), shorthand),
+)
+class_st = st.builds(lambda items, neg: ("cls", items, neg), st.lists(class_item, min_size=1, max_size=4),
+                     st.booleans())
+atom_st = st.one_of(literal_st, literal_st, class_st, st.just(("dot",)), st.builds(lambda e: ("esc", e), shorthand))
+
+
+@st.composite
+def rep_of(draw, children):
+    child = draw(children)
+    form = draw(st.sampled_from(["*", "+", "?", "{m}", "{m,n}", "{m,}", "{,n}"]))
+    if form == "*":
+        lo, hi = 0, None
+    elif form == "+":
+        lo, hi = 1, None
+    elif form == "?":
+        lo, hi = 0, 1
+    elif form == "{m}":
+        lo = hi = draw(st.integers(0, 3))
+    elif form == "{m,}":
+        lo, hi = draw(st.integers(0, 3)), None
+    elif form == "{,n}":
+        lo, hi = 0, draw(st.integers(0, 3))
+    else:
+        lo = draw(st.integers(0, 3))
+        hi = draw(st.integers(lo, lo + 3))
+    return ("rep", child, lo, hi, form, draw(st.booleans()))
+
+
+def extend(children):
+    return st.one_of(
+        st.builds(lambda ns: ("cat", ns), st.lists(children, min_size=0, max_size=4)),
+        st.builds(lambda ns: ("alt", ns), st.lists(children, min_size=2, max_size=3)),
+        st.builds(lambda n, k: ("grp", n, k), children, st.sampled_from(["cap", "nocap", "named"])),
+        rep_of(children),
+    )
+
+
+regex_ast = st.recursive(atom_st, extend, max_leaves=10)
+
+
+# --------------------------------------------------------------------------------------------------
+# The property
+# --------------------------------------------------------------------------------------------------
+
+
+def run_property(tok_name: str, ast, rnd: random.Random, randoms: list[str]) -> None:
+    tok = get_tok(tok_name)
+    pattern = render(ast)
+    rx = re.compile(pattern)
+    grammar = tok.compiler.compile_regex(pattern)
+    generated = [sample(ast, rnd) for _ in range(2)]
+    strings = generated + [mutate(generated[0], rnd), mutate(generated[1], rnd)] + randoms
+    for s in dict.fromkeys(strings):
+        if len(s) > 40:
+            continue
+        expected = rx.fullmatch(s) is not None
+        for ids in tok.tokenizations(s, rnd):
+            check_string(tok, grammar, s, ids, expected)
+    if grammar.matcher().allowed_token_ids().size:
+        check_walks(tok, grammar, pattern, rnd, 2)
+    check_rollback_copy_reset(tok, grammar, tok.random_tokens(generated[0].encode(), rnd), rnd)
+
+
+def check_rollback_copy_reset(tok: Tok, grammar, ids: list[int], rnd: random.Random) -> None:
+    """rollback(k) lands exactly where a fresh matcher fed the shorter prefix is; copies are
+    independent; reset is a fresh matcher."""
+    m = grammar.matcher()
+    accepted = []
+    for t in ids:
+        if not m.accept_token(t):
+            break
+        accepted.append(t)
+    if m.is_accepting():
+        assert m.accept_token(min(tok.eos))
+        accepted.append(min(tok.eos))
+    full = m.copy()
+    k = rnd.randint(0, len(accepted))
+    m.rollback(k)
+    fresh = grammar.matcher()
+    assert fresh.accept_tokens(accepted[:len(accepted) - k])
+    assert m.num_accepted() == fresh.num_accepted() == len(accepted) - k
+    assert m.is_terminated() == fresh.is_terminated() and m.is_accepting() == fresh.is_accepting()
+    assert np.array_equal(m.allowed_token_ids(), fresh.allowed_token_ids())
+    assert full.num_accepted() == len(accepted)  # the copy did not roll back
+    if accepted:
+        assert full.is_terminated() == (accepted[-1] in tok.eos)
+    m.reset()
+    assert m.num_accepted() == 0 and np.array_equal(m.allowed_token_ids(), grammar.matcher().allowed_token_ids())
+
+
+PROPERTY_SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.mark.parametrize("tok_name", TOKENIZERS)
+@settings(max_examples=60, **PROPERTY_SETTINGS)
+@given(ast=regex_ast, rnd=st.randoms(use_true_random=False),
+       randoms=st.lists(st.text(alphabet=ALPHABET, max_size=6), max_size=2))
+def test_regex_agrees_with_re(tok_name, ast, rnd, randoms):
+    run_property(tok_name, ast, rnd, randoms)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tok_name", TOKENIZERS)
+@settings(max_examples=600, **PROPERTY_SETTINGS)
+@given(ast=st.recursive(atom_st, extend, max_leaves=25), rnd=st.randoms(use_true_random=False),
+       randoms=st.lists(st.text(alphabet=ALPHABET, max_size=12), max_size=4))
+def test_regex_agrees_with_re_slow(tok_name, ast, rnd, randoms):
+    run_property(tok_name, ast, rnd, randoms)
+
+
+def test_renderer_produces_python_regexes():
+    """Sanity check of the generator itself: the rendered patterns are what we mean."""
+    ast = ("cat", [("lit", "😀", 1), ("rep", ("cls", [("ch", "\n", 0), ("range", "a", "b")], True), 1, 2, "{m,n}", True),
+                   ("grp", ("alt", [("lit", "é", 4), ("dot",)]), "named")])
+    pattern = render(ast)
+    assert pattern == "\\U0001f600[^\\na-b]{1,2}?(?P<g1>\\N{LATIN SMALL LETTER E WITH ACUTE}|.)"
+    assert re.fullmatch(pattern, "😀cé") and not re.fullmatch(pattern, "😀\né")
+
+
+# --------------------------------------------------------------------------------------------------
+# Hand-written cases
+# --------------------------------------------------------------------------------------------------
+
+CASES = [
+    # pattern, strings (the oracle is re.fullmatch)
+    (r"abc", ["abc", "ab", "abcd", ""]),
+    (r"^abc$", ["abc", "abc\n", "ab", "\nabc"]),
+    (r"\Aabc\Z", ["abc", "abc\n"]),
+    (r"^a|b$", ["a", "b", "ab", ""]),
+    (r"(^a|b)c", ["ac", "bc", "c"]),
+    (r"a$|^b", ["a", "b", "a\n"]),
+    (r"^(a|b)$", ["a", "b", "ab"]),
+    (r"^$", ["", "\n"]),
+    (r"$", ["", "\n"]),
+    (r"^", ["", "a"]),
+    (r"x?y", ["y", "xy"]),
+    (r"\d+", ["123", "٣٤", "1a", "", "１２"]),
+    (r"\w+", ["héllo_1", "中文", "a-b", "😀"]),
+    (r"\s*", [" \t\n\r\x0b\x0c", "\u00a0\u2003", "\u200b", "x"]),
+    (r"\D\W\S", ["a a", "a-a", "1-a"]),
+    (r".", ["a", "\n", "😀", "é", "\r", "\x00"]),
+    (r"[^a]", ["b", "a", "\n", "😀"]),
+    (r"[\s\S]", ["\n", "a", "😀"]),
+    (r"[^\W\d]+", ["abc", "a1", "_é"]),
+    (r"\x41\u00e9\U0001F600\N{GREEK SMALL LETTER ALPHA}\101\0", ["Aé😀α" + "A\x00", "Aé😀αA"]),
+    (r"[\x00-\x1f]+", ["\x00\x1f", "\x20"]),
+    (r"[\u0100-\U0010ffff]", ["\u0100", "\u00ff", "\U0010ffff", "中"]),
+    (r"a{,3}", ["", "aaa", "aaaa"]),
+    (r"a{2,}", ["a", "aa", "aaaaaaa"]),
+    (r"a{3}", ["aa", "aaa", "aaaa"]),
+    (r"(?:ab){2,3}?", ["ab", "abab", "ababab", "abababab"]),
+    (r"a{,}b", ["b", "aaab"]),
+    (r"a{}b{", ["a{}b{", "ab"]),
+    (r"x{1,2", ["x{1,2", "x"]),
+    (r"(?P<year>\d{4})-(?P<mon>\d\d)", ["2024-01", "2024-1"]),
+    (r"(a)(?:b)(?#comment)c", ["abc", "ab"]),
+    (r"a||b", ["", "a", "b"]),
+    (r"()", [""]),
+    (r"[]a]+", ["]a]", "a"]),
+    (r"[^]a]", ["b", "]"]),
+    (r"[a-]", ["-", "a", "b"]),
+    (r"[\b]", ["\x08", "b"]),
+    (r"\.\*\+\?\(\)\[\]\{\}\|\\\^\$", [".*+?()[]{}|\\^$"]),
+    (r"[\d-]+", ["1-2", "a"]),
+    (r"\\n", ["\\n", "\n"]),
+    (r"é+|😀{2}", ["ééé", "😀😀", "😀"]),
+    (r"(a|ab)(c|bcd)(d*)", ["abcd", "abcdd", "acd"]),
+    (r"[ab]*?b", ["b", "aab", "aa"]),
+    ("\\٣\\é", ["٣é"]),  # a non-ASCII character escaped is itself, even a digit
+]
+
+
+@pytest.mark.parametrize("tok_name", TOKENIZERS)
+@pytest.mark.parametrize("pattern,strings", CASES)
+def test_hand_written(tok_name, pattern, strings):
+    tok = get_tok(tok_name)
+    grammar = tok.compiler.compile_regex(pattern)
+    rnd = random.Random(pattern)
+    for s in strings:
+        expected = re.fullmatch(pattern, s) is not None
+        for ids in tok.tokenizations(s, rnd) + [tok.random_tokens(s.encode(), rnd)]:
+            check_string(tok, grammar, s, ids, expected)
+
+
+@pytest.mark.parametrize("tok_name", TOKENIZERS)
+def test_empty_language(tok_name):
+    """A regex that matches nothing leaves nothing allowed, not even EOS."""
+    tok = get_tok(tok_name)
+    for pattern in [r"[^\s\S]", r"a[^\s\S]b"]:
+        m = tok.compiler.compile_regex(pattern).matcher()
+        assert len(m.allowed_token_ids()) == 0
+        assert not m.is_accepting()
+
+
+# --------------------------------------------------------------------------------------------------
+# Large bounded repetitions: no unrolling, exact counts
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tok_name", TOKENIZERS)
+@pytest.mark.parametrize("pattern,unit", [(r".{0,2000}", "é"), (r".{0,2000}", "a"), (r"[a-z]{0,2000}", "q")])
+def test_large_bounded_repetition(tok_name, pattern, unit):
+    tok = get_tok(tok_name)
+    tok.compiler._cache.clear()
+    t0 = time.perf_counter()
+    grammar = tok.compiler.compile_regex(pattern)
+    m = grammar.matcher()
+    row = constrain.allocate_token_bitmask(1, tok.vocab.size)[0]
+    m.fill_bitmask(row)
+    elapsed = time.perf_counter() - t0
+    print(f"{tok_name} {pattern}: compile + first mask {elapsed * 1000:.1f} ms")
+    assert elapsed < 1.0
+    rnd = random.Random(0)
+    ok = unit * 2000
+    assert re.fullmatch(pattern, ok) and not re.fullmatch(pattern, ok + unit)
+    ids = tok.canonical(ok)
+    check_string(tok, grammar, ok, ids, True, full_check=False)
+    check_string(tok, grammar, ok, tok.random_tokens(ok.encode(), rnd), True, full_check=False)
+    for ids in (tok.canonical(ok + unit), tok.random_tokens((ok + unit).encode(), rnd)):
+        check_string(tok, grammar, ok + unit, ids, False, full_check=False)
+    # Near the bound the mask must shrink to tokens that fit: at 1995 characters, tokens of more than
+    # five characters are blocked.
+    m = grammar.matcher()
+    assert m.accept_bytes((unit * 1995).encode())
+    allowed = m.allowed_token_ids()
+    for t in allowed.tolist():
+        b = tok.vocab.token_bytes[t]
+        if b is not None:
+            assert sum(1 for x in b if not 0x80 <= x <= 0xBF) <= 5, b  # characters begun
+    assert tok.by_bytes[unit.encode()[:1]] in allowed.tolist()
+    print(f"{tok_name} {pattern}: {grammar.num_cached_masks} cached masks, {grammar.dfa.num_states} states")
+
+
+@pytest.mark.parametrize("tok_name", TOKENIZERS)
+def test_large_repetition_of_group(tok_name):
+    tok = get_tok(tok_name)
+    pattern = r"(ab|cd){10,500}x"
+    t0 = time.perf_counter()
+    grammar = tok.compiler.compile_regex(pattern)
+    grammar.matcher().allowed_token_ids()
+    elapsed = time.perf_counter() - t0
+    print(f"{tok_name} {pattern}: compile + first mask {elapsed * 1000:.1f} ms")
+    assert elapsed < 1.0
+    rnd = random.Random(1)
+    for n, expected in [(9, False), (10, True), (250, True), (500, True), (501, False)]:
+        body = "".join(rnd.choice(["ab", "cd"]) for _ in range(n))
+        for s in (body + "x", body):
+            exp = expected and s.endswith("x")
+            assert (re.fullmatch(pattern, s) is not None) == exp
+            for ids in tok.tokenizations(s, rnd):
+                check_string(tok, grammar, s, ids, exp, full_check=False)
+
+
+@pytest.mark.parametrize("tok_name", TOKENIZERS)
+def test_large_repetition_masks_are_capped(tok_name):
+    """Masks are cached by capped counter: walking 2000 characters builds few distinct masks."""
+    tok = get_tok(tok_name)
+    grammar = tok.compiler.compile_regex(r"[a-z]{0,1999}!")
+    m = grammar.matcher()
+    ids = tok.canonical("abcdefghij" * 199 + "abcdefgh!")
+    assert feed(tok, m, ids, full_check=False) and m.is_accepting()
+    assert grammar.num_cached_masks < 200, grammar.num_cached_masks
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------------
+
+UNSUPPORTED = [
+    # pattern, position, a word of the message
+    ("(?=a)b", 0, "lookaround"),
+    ("a(?!b)", 1, "lookaround"),
+    ("(?<=a)b", 0, "lookaround"),
+    ("x(?<!a)b", 1, "lookaround"),
+    ("(a)\\1", 3, "backreference"),
+    ("(?P<x>a)(?P=x)", 8, "backreference"),
+    ("\\bfoo", 0, "boundary"),
+    ("a\\B", 1, "boundary"),
+    ("(?i)abc", 0, "flag"),
+    ("a(?i:b)", 1, "flag"),
+    ("(?>a)", 0, "atomic"),
+    ("a*+", 1, "possessive"),
+    ("ab++", 2, "possessive"),
+    ("a?+", 1, "possessive"),
+    ("a{2,3}+", 1, "possessive"),
+    ("(a)?(?(1)b|c)", 4, "conditional"),
+    ("a^b", 1, "anchor"),
+    ("a$b", 1, "anchor"),
+    ("(a\\Z)*", 2, "anchor"),
+    ("a(^b)", 2, "anchor"),
+]
+
+
+@pytest.mark.parametrize("pattern,position,word", UNSUPPORTED)
+def test_unsupported_constructs_raise_with_position(pattern, position, word):
+    tok = get_tok("smollm2")
+    with pytest.raises(constrain.RegexError) as info:
+        tok.compiler.compile_regex(pattern)
+    err = info.value
+    assert isinstance(err, constrain.ConstrainError)
+    assert err.position == position, str(err)
+    assert word in str(err).lower()
+
+
+SYNTAX_ERRORS = ["(a", "a)", "[a", "*a", "a**", "\\", "\\q", "x{3,2}", "[b-a]", "\\x4", "\\N{no such name}",
+                 "(?P<1>a)", "a|*", "\\u12", "\\U00110000", "[\\d-z]", "{2}", "a{2}{3}", "(?#unterminated",
+                 "\\8", "[\\8]", "[\\A]", "\\18", "(a)\\2", "\\400", "[\\400]", "\\1a",
+                 "(?<", "(?", "(?P", "(?P<", "(?P<n", "(?P<n>a)(?P<n>b)", "(?P<n>a)|(?P<n>b)", "\\N", "\\N{",
+                 "\\N{}", "\\N{a"]
+
+
+@pytest.mark.parametrize("pattern", SYNTAX_ERRORS)
+def test_syntax_errors_match_python(pattern):
+    """Malformed patterns raise RegexError at the position Python reports."""
+    with pytest.raises(re.error) as py:
+        re.compile(pattern)
+    with pytest.raises(constrain.RegexError) as ours:
+        get_tok("smollm2").compiler.compile_regex(pattern)
+    assert ours.value.position == py.value.pos, (str(ours.value), str(py.value))
+
+
+@pytest.mark.parametrize("tok_name", TOKENIZERS)
+@pytest.mark.parametrize("pattern,strings", [
+    (r"\123\101", ["SA", "\\123"]),  # three octal digits: an octal escape, not a backreference
+    (r"\0\01\012\0123", ["\x00\x01\n\n3"]),
+    (r"[\1\12\123]", ["\x01", "\n", "S"]),
+    (r"\1234", ["S4"]),
+])
+def test_octal_escapes(tok_name, pattern, strings):
+    tok = get_tok(tok_name)
+    grammar = tok.compiler.compile_regex(pattern)
+    rnd = random.Random(0)
+    for s in strings:
+        expected = re.fullmatch(pattern, s) is not None
+        for ids in tok.tokenizations(s, rnd):
+            check_string(tok, grammar, s, ids, expected)
+
+
+PATTERN_PIECES = list("ab()[]{}|*+?.^$\\-,0123:<>=!PN#xuU") + [
+    "\\d", "\\w", "\\s", "\\b", "\\A", "\\Z", "(?:", "(?P<n>", "{1,2}", "{2}", "{,1}", "[^", "é", "\n", "\\1"]
+PROBE_CHARS = ["a", "b", "é", "\n", "x", "1", "-", ",", "{", "}", "(", ")", "*", "P", "<", ":", "0", "2", "\\", "^",
+               "$", "N", "#", "U"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(st.sampled_from(PATTERN_PIECES), min_size=1, max_size=8),
+       probes=st.lists(st.lists(st.sampled_from(PROBE_CHARS), max_size=5).map("".join), min_size=10, max_size=30))
+def test_random_pattern_text_against_re(pieces, probes):
+    """Random pattern *text* (mostly malformed): what Python rejects we reject with RegexError (never
+    another exception); what we accept means what Python means."""
+    pattern = "".join(pieces)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # FutureWarning: possible nested set
+            rx = re.compile(pattern)
+    except (re.error, OverflowError):
+        rx = None
+    try:
+        grammar = get_tok("smollm2").compiler.compile_regex(pattern)
+    except constrain.RegexError as exc:
+        assert exc.position is None or 0 <= exc.position <= len(pattern)
+        return
+    assert rx is not None, f"{pattern!r} is not a Python regex but compiled"
+    for s in probes + [""]:
+        m = grammar.matcher()
+        got = m.accept_bytes(s.encode()) and m.is_accepting()
+        assert got == (rx.fullmatch(s) is not None), (pattern, s)
+
+
+def test_not_a_string():
+    with pytest.raises(constrain.RegexError):
+        get_tok("smollm2").compiler.compile_regex(b"abc")
+
+
+# --------------------------------------------------------------------------------------------------
+# Character sets and UTF-8
+# --------------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(ranges=st.lists(st.tuples(st.integers(0, 0x10FFFF), st.integers(0, 0x3000)), min_size=1, max_size=4),
+       probes=st.lists(st.integers(0, 0x10FFFF), max_size=20))
+def test_utf8_sequences_encode_exactly_the_set(ranges, probes):
+    """Each code point is in the set iff its UTF-8 encoding is in the byte-range sequences."""
+    s = cs.normalize([(lo, min(lo + w, 0x10FFFF)) for lo, w in ranges])
+    seqs = cs.utf8_sequences(s)
+
+    def encoded(cp):
+        data = chr(cp).encode("utf-8", "surrogatepass")
+        return any(len(seq) == len(data) and all(a <= b <= c for (a, c), b in zip(seq, data)) for seq in seqs)
+
+    edges = [e + d for lo, hi in s for e in (lo, hi) for d in (-1, 0, 1)]
+    for cp in edges + probes + [0x7F, 0x80, 0x7FF, 0x800, 0xFFFF, 0x10000, 0xD7FF, 0xE000]:
+        if not 0 <= cp <= 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
+            continue
+        assert encoded(cp) == cs.contains(s, cp), hex(cp)
+    # sequences are disjoint products of byte ranges, each a valid UTF-8 shape
+    for seq in seqs:
+        assert 1 <= len(seq) <= 4 and all(0 <= a <= b <= 255 for a, b in seq)
+    assert all(not (0xD800 <= lo <= 0xDFFF or 0xD800 <= hi <= 0xDFFF) for lo, hi in s)
+
+
+def test_shorthand_classes_sampled_against_re():
+    """\\d \\w \\s are Python's Unicode classes (a sample of code points; the full sweep is slow)."""
+    rnd = random.Random(7)
+    cps = list(range(0, 0x3000)) + [rnd.randrange(0x3000, 0x110000) for _ in range(20000)]
+    for name, pat in [("digit", r"\d"), ("word", r"\w"), ("space", r"\s")]:
+        s = getattr(cs, name)()
+        rx = re.compile(pat)
+        for cp in cps:
+            if 0xD800 <= cp <= 0xDFFF:
+                continue
+            assert (rx.fullmatch(chr(cp)) is not None) == cs.contains(s, cp), (name, hex(cp))
