@@ -26,8 +26,7 @@ How keywords compile:
 
 Deliberate narrowings, each recorded in the grammar's ``warnings`` (what is generated is always
 valid; some valid texts are not): declared properties in declaration order; values of
-unconstrained type nest at most ``any_depth`` levels; strings use raw UTF-8 with the escapes
-``json.dumps`` writes; ``integer`` is written without exponent; bounded numbers without exponent.
+unconstrained type nest at most ``any_depth`` levels; ``integer`` is written without exponent; bounded numbers without exponent.
 """
 
 from __future__ import annotations
@@ -95,23 +94,25 @@ def parse_schema(schema: dict | bool | str | bytes) -> dict | bool:
 
 def compile_schema_term(schema: dict | bool, store: TermStore, *, whitespace: str = "flexible",
                         max_whitespace: int = 24, lenient: bool = False, any_depth: int = 3,
-                        max_recursion: int = 4, strict_properties: bool = False) -> tuple[int, list[str]]:
+                        max_recursion: int = 4, strict_properties: bool = False,
+                        format_assertion: bool = True) -> tuple[int, list[str]]:
     """Lower ``schema`` into ``store``; return the term and the sorted list of warnings.
 
     ``strict_properties=True`` never generates properties the schema does not declare, even
-    where it allows them (a narrower, still valid, language).
+    where it allows them (a narrower, still valid, language). ``format_assertion=False`` treats
+    ``format`` as an annotation, as a validator without a format checker does.
     """
     if whitespace not in WHITESPACE_STYLES:
         raise ValueError(f"whitespace must be one of {WHITESPACE_STYLES}, not {whitespace!r}")
     compiler = _SchemaCompiler(schema, store, whitespace, max_whitespace, lenient, any_depth,
-                               max_recursion, strict_properties)
+                               max_recursion, strict_properties, format_assertion)
     term = compiler.value(schema, "#")
     return term, sorted(compiler.warnings)
 
 
 class _SchemaCompiler:
     def __init__(self, root, store: TermStore, whitespace: str, max_whitespace: int, lenient: bool,
-                 any_depth: int, max_recursion: int, strict_properties: bool):
+                 any_depth: int, max_recursion: int, strict_properties: bool, format_assertion: bool):
         self.root = root
         self.st = store
         self.low = Lowering(store)
@@ -121,8 +122,8 @@ class _SchemaCompiler:
         self.max_recursion = max_recursion
         self.strict_properties = strict_properties
         self.warnings: set[str] = set()
-        self.formats = checked_formats()
-        self.validator = Draft202012Validator(root, format_checker=FormatChecker())
+        self.formats = checked_formats() if format_assertion else frozenset()
+        self.validator = Draft202012Validator(root, format_checker=FormatChecker() if format_assertion else None)
         self._ref_stack: list[str] = []
         self._memo: dict[tuple, int] = {}
         self._cyclic: set[str] | None = None
@@ -426,30 +427,25 @@ class _SchemaCompiler:
             for x in items[1:]:
                 body += [self.item_sep, x]
             return self.braces(b"[", st.seq(*body), b"]")
-        members = []
-        for i, (k, x) in enumerate(v.items()):
-            if i:
-                members.append(self.item_sep)
-            members += [self.string_literal(k), self.key_sep, self.literal_value(x)]
-        return self.braces(b"{", st.seq(*members), b"}")
+        # Object equality ignores key order: small objects are accepted in every order.
+        pairs = [st.seq(self.string_literal(k), self.key_sep, self.literal_value(x)) for k, x in v.items()]
+        if not pairs:
+            return self.braces(b"{", EPS, b"}")
+        orders = itertools.permutations(pairs) if len(pairs) <= 4 else [pairs]
+        if len(pairs) > 4:
+            self.note("object constants with more than 4 keys are written in their given key order")
+        bodies = []
+        for order in orders:
+            members = [order[0]]
+            for pair in order[1:]:
+                members += [self.item_sep, pair]
+            bodies.append(st.seq(*members))
+        return self.braces(b"{", st.alt(*bodies), b"}")
 
     def string_literal(self, s: str) -> int:
-        """The JSON texts of the string ``s``: raw UTF-8, and every escape form we accept."""
+        """The JSON texts of the string ``s``: each character raw or in any escape form."""
         st = self.st
-        parts = [st.literal(b'"')]
-        plain = []
-        for c in s:
-            if c in '"\\/' or ord(c) < 0x20:
-                if plain:
-                    parts.append(st.literal("".join(plain).encode()))
-                    plain = []
-                parts.append(self.low.charset(cs.single(ord(c)), Encoding.JSON))
-            else:
-                plain.append(c)
-        if plain:
-            parts.append(st.literal("".join(plain).encode()))
-        parts.append(st.literal(b'"'))
-        return st.seq(*parts)
+        return st.seq(st.literal(b'"'), *[self.low.char(ord(c), Encoding.JSON) for c in s], st.literal(b'"'))
 
     # -- scalars ----------------------------------------------------------------------------------
     def number(self, schema: dict, path: str, integer: bool) -> int:

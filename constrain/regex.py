@@ -3,10 +3,10 @@
 Two encodings of characters are supported:
 
 - ``RAW``: a character is its UTF-8 bytes (``compile_regex``: the output text *is* the string).
-- ``JSON``: a character as it may appear inside a JSON string literal: raw UTF-8, except that
-  ``"``, ``\\`` and control characters must be escaped (short escapes such as ``\\n``, or ``\\u00XX``
-  for controls; ``\\/`` is accepted for ``/``). This is the set of forms ``json.dumps`` produces,
-  with ``ensure_ascii=False``; ``\\uXXXX`` escapes of printable characters are not generated.
+- ``JSON``: a character as it may appear inside a JSON string literal: raw UTF-8 (except ``"``,
+  ``\\`` and control characters, which must be escaped), its short escape (``\\n``, ``\\"``, ``\\/``,
+  ...), or ``\\uXXXX`` in either case (a surrogate pair beyond the BMP): every form JSON allows, so
+  both ``json.dumps`` layouts (``ensure_ascii`` true or false) are accepted.
 
 Two match modes: ``fullmatch_term`` (the whole text matches, like ``re.fullmatch``) and
 ``search_term`` (a match anywhere, like ``re.search``, which is what JSON Schema's ``pattern``
@@ -40,6 +40,7 @@ class Lowering:
     def __init__(self, store: TermStore):
         self.store = store
         self._sets: dict[tuple, int] = {}
+        self._chars: dict[tuple, int] = {}
 
     def charset(self, s: cs.CharSet, encoding: Encoding) -> int:
         key = (s, encoding)
@@ -51,30 +52,56 @@ class Lowering:
             term = self._utf8(s)
         else:
             raw = self._utf8(cs.difference(s, _MUST_ESCAPE))
-            escapes = []
-            for lo, hi in cs.intersection(s, cs.normalize([(0, 0x7F)])):
-                for cp in range(lo, hi + 1):
-                    if cp in _JSON_SHORT:
-                        escapes.append(st.literal(_JSON_SHORT[cp]))
-                    if cp < 0x20:
-                        escapes.append(self._u_escape(cp))
-            term = st.alt(raw, *escapes)
+            short = [st.literal(_JSON_SHORT[cp]) for cp in _JSON_SHORT if cs.contains(s, cp)]
+            term = st.alt(raw, *short, self._u_escapes(s))
         self._sets[key] = term
         return term
+
+    def char(self, cp: int, encoding: Encoding) -> int:
+        """One code point (cached): the fast path for literal strings."""
+        key = (cp, encoding)
+        got = self._chars.get(key)
+        if got is None:
+            if encoding is Encoding.RAW or (cp in _JSON_SHORT or cp < 0x20):
+                got = self.charset(cs.single(cp), encoding)
+            else:
+                got = self.store.alt(self.store.literal(chr(cp).encode()), self._u_escapes(((cp, cp),)))
+            self._chars[key] = got
+        return got
 
     def _utf8(self, s: cs.CharSet) -> int:
         st = self.store
         seqs = cs.utf8_sequences(s)
         return st.alt(*[st.seq(*[st.byte_range(lo, hi) for lo, hi in seq]) for seq in seqs])
 
-    def _u_escape(self, cp: int) -> int:
-        """``\\u00XX`` with hex digits in either case."""
+    def _u_escapes(self, s: cs.CharSet) -> int:
+        """``\\uXXXX`` (hex digits in either case) for the BMP code points of ``s``, and
+        ``\\uD8XX\\uDCXX`` surrogate pairs for the others, as JSON writes them."""
         st = self.store
-        digits = f"{cp:04x}"
-        parts = [st.literal(b"\\u")]
-        for d in digits:
-            parts.append(st.alt(st.literal(d.encode()), st.literal(d.upper().encode())))
-        return st.seq(*parts)
+        out = []
+        for lo, hi in cs.intersection(s, cs.normalize([(0, 0xFFFF)])):
+            out.append(st.seq(st.literal(b"\\u"), self._hex4(lo, hi)))
+        for lo, hi in cs.intersection(s, cs.normalize([(0x10000, cs.MAX_CODE_POINT)])):
+            ha, la = divmod(lo - 0x10000, 1024)
+            hb, lb = divmod(hi - 0x10000, 1024)
+            if ha == hb:
+                out.append(self._pair(ha, ha, la, lb))
+                continue
+            out.append(self._pair(ha, ha, la, 1023))
+            if ha + 1 <= hb - 1:
+                out.append(self._pair(ha + 1, hb - 1, 0, 1023))
+            out.append(self._pair(hb, hb, 0, lb))
+        return st.alt(*out)
+
+    def _pair(self, h_lo: int, h_hi: int, l_lo: int, l_hi: int) -> int:
+        st = self.store
+        return st.seq(st.literal(b"\\u"), self._hex4(0xD800 + h_lo, 0xD800 + h_hi),
+                      st.literal(b"\\u"), self._hex4(0xDC00 + l_lo, 0xDC00 + l_hi))
+
+    def _hex4(self, lo: int, hi: int) -> int:
+        """Four hex digits (either case) spelling a number in [lo, hi]."""
+        st = self.store
+        return st.alt(*[st.seq(*[_hex_digits(st, a, b) for a, b in seq]) for seq in _digit_ranges(lo, hi, 4)])
 
     # -- AST -> term ------------------------------------------------------------------------------
     def node(self, node: tuple, encoding: Encoding, pattern: str) -> int:
@@ -113,6 +140,36 @@ class Lowering:
                 tail = anything
             out.append(st.seq(head, self.node(core, encoding, pattern), tail))
         return st.alt(*out)
+
+
+def _digit_ranges(lo: int, hi: int, width: int) -> list[list[tuple[int, int]]]:
+    """Split [lo, hi] into sequences of per-digit ranges (base 16, fixed ``width``)."""
+    if width == 1:
+        return [[(lo, hi)]]
+    base = 16 ** (width - 1)
+    lo_d, lo_r = divmod(lo, base)
+    hi_d, hi_r = divmod(hi, base)
+    if lo_d == hi_d:
+        return [[(lo_d, lo_d)] + seq for seq in _digit_ranges(lo_r, hi_r, width - 1)]
+    out = []
+    if lo_r != 0:
+        out += [[(lo_d, lo_d)] + seq for seq in _digit_ranges(lo_r, base - 1, width - 1)]
+        lo_d += 1
+    tail = []
+    if hi_r != base - 1:
+        tail = [[(hi_d, hi_d)] + seq for seq in _digit_ranges(0, hi_r, width - 1)]
+        hi_d -= 1
+    if lo_d <= hi_d:
+        out.append([(lo_d, hi_d)] + [(0, 15)] * (width - 1))
+    return out + tail
+
+
+def _hex_digits(st: TermStore, a: int, b: int) -> int:
+    mask = 0
+    for d in range(a, b + 1):
+        for ch in {f"{d:x}", f"{d:X}"}:
+            mask |= 1 << ord(ch)
+    return st.byte_set(mask)
 
 
 def _is_anchor(node: tuple) -> bool:
