@@ -193,34 +193,28 @@ class StringBodyIndex:
         return self.plain_ids[: int(np.searchsorted(self.plain_chars, max_chars, side="right"))]
 
 
-_TRIES: dict[str, VocabTrie] = {}
-_TRIES_LOCK = threading.Lock()
+_PER_VOCAB: dict[tuple[type, str], object] = {}
+_PER_VOCAB_LOCK = threading.Lock()
 
 
-_STRING_INDEXES: dict[str, StringBodyIndex] = {}
+def _once_per_vocab(kind: type, vocab: Vocabulary):
+    """``kind(vocab)``, built once per process and vocabulary (keyed by its fingerprint)."""
+    key = (kind, vocab.fingerprint)
+    got = _PER_VOCAB.get(key)
+    if got is None:
+        with _PER_VOCAB_LOCK:
+            got = _PER_VOCAB.get(key)
+            if got is None:
+                got = kind(vocab)
+                _PER_VOCAB[key] = got
+    return got
 
 
 def string_index_for(vocab: Vocabulary) -> StringBodyIndex:
     """The string-body split of a vocabulary, built once per process."""
-    key = vocab.fingerprint
-    index = _STRING_INDEXES.get(key)
-    if index is None:
-        with _TRIES_LOCK:
-            index = _STRING_INDEXES.get(key)
-            if index is None:
-                index = StringBodyIndex(vocab)
-                _STRING_INDEXES[key] = index
-    return index
+    return _once_per_vocab(StringBodyIndex, vocab)
 
 
 def trie_for(vocab: Vocabulary) -> VocabTrie:
     """The trie of a vocabulary, built once per process."""
-    key = vocab.fingerprint
-    trie = _TRIES.get(key)
-    if trie is None:
-        with _TRIES_LOCK:
-            trie = _TRIES.get(key)
-            if trie is None:
-                trie = VocabTrie(vocab)
-                _TRIES[key] = trie
-    return trie
+    return _once_per_vocab(VocabTrie, vocab)

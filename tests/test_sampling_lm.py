@@ -15,12 +15,7 @@ from constrain.sampling import AllOf, GrammarConstraint, PredicateConstraint, Ta
 from constrain.sampling.toys import TOY_BOS, TOY_EOS, tiny_transformer, toy_vocabulary
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------------- warping
