@@ -12,7 +12,6 @@ import numpy as np
 from .automaton import LazyDFA
 from .errors import BudgetExceededError
 from .matcher import Matcher
-from . import charset as cs
 from .regex import Encoding, Lowering
 from .terms import INF, TermStore
 from .token_index import PLAIN_START_BYTES, StringBodyIndex, VocabTrie, string_index_for, trie_for
@@ -27,11 +26,12 @@ class CompiledGrammar:
     """
 
     def __init__(self, vocab: Vocabulary, trie: VocabTrie, store: TermStore, start_term: int, *,
-                 source: str, warnings: tuple[str, ...] = (), strings: StringBodyIndex | None = None):
+                 source: str, warnings: tuple[str, ...] = (), strings: StringBodyIndex | None = None,
+                 json_char: int | None = None):
         self.vocab = vocab
         self.trie = trie
         self.strings = strings
-        self._json_char = Lowering(store).charset(cs.ANY, Encoding.JSON) if strings is not None else None
+        self._json_char = json_char if strings is not None else None
         self.store = store
         self.dfa = LazyDFA(store, start_term)
         self.source = source
@@ -129,8 +129,10 @@ class Compiler:
     def compile_json_schema(self, schema: dict | bool | str, **options: Any) -> CompiledGrammar:
         """JSON text whose value is valid under ``schema`` (see ``constrain.json_schema``).
 
-        Options: ``whitespace`` ("flexible", "compact", "dumps"), ``max_whitespace``, ``lenient``,
-        ``any_depth``. Results are cached by schema content and options.
+        Options (see ``constrain.json_schema.compile_schema_term``): ``whitespace`` ("flexible",
+        "compact", "dumps"), ``max_whitespace``, ``lenient``, ``any_depth``, ``max_recursion``,
+        ``strict_properties``, ``format_assertion``, ``unicode_escapes``. Results are cached by
+        schema content and options.
         """
         from .json_schema import compile_schema_term, load_schema, parse_schema
 
@@ -141,10 +143,10 @@ class Compiler:
             parse_schema(schema_obj)
             store = TermStore()
             try:
-                term, warnings = compile_schema_term(schema_obj, store, **options)
+                term, warnings, json_char = compile_schema_term(schema_obj, store, **options)
             except RecursionError:
                 raise BudgetExceededError("the schema nests too deeply to compile") from None
             return CompiledGrammar(self.vocab, self.trie, store, term, source=f"json:{key[1][:200]}",
-                                   warnings=tuple(warnings), strings=self.strings)
+                                   warnings=tuple(warnings), strings=self.strings, json_char=json_char)
 
         return self._cached(key, build)

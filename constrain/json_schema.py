@@ -95,27 +95,31 @@ def parse_schema(schema: dict | bool | str | bytes) -> dict | bool:
 def compile_schema_term(schema: dict | bool, store: TermStore, *, whitespace: str = "flexible",
                         max_whitespace: int = 24, lenient: bool = False, any_depth: int = 3,
                         max_recursion: int = 4, strict_properties: bool = False,
-                        format_assertion: bool = True) -> tuple[int, list[str]]:
-    """Lower ``schema`` into ``store``; return the term and the sorted list of warnings.
+                        format_assertion: bool = True, unicode_escapes: bool = False) -> tuple[int, list[str], int]:
+    """Lower ``schema`` into ``store``; return the term, the sorted warnings, and the term of one
+    string character (which the string-body token shortcut recognises).
 
     ``strict_properties=True`` never generates properties the schema does not declare, even
     where it allows them (a narrower, still valid, language). ``format_assertion=False`` treats
     ``format`` as an annotation, as a validator without a format checker does.
+    ``unicode_escapes=True`` also accepts ``\\uXXXX`` for every character in strings (the
+    ``ensure_ascii=True`` layout of ``json.dumps``); by default only control characters use it.
     """
     if whitespace not in WHITESPACE_STYLES:
         raise ValueError(f"whitespace must be one of {WHITESPACE_STYLES}, not {whitespace!r}")
     compiler = _SchemaCompiler(schema, store, whitespace, max_whitespace, lenient, any_depth,
-                               max_recursion, strict_properties, format_assertion)
+                               max_recursion, strict_properties, format_assertion, unicode_escapes)
     term = compiler.value(schema, "#")
-    return term, sorted(compiler.warnings)
+    return term, sorted(compiler.warnings), compiler.json_char
 
 
 class _SchemaCompiler:
     def __init__(self, root, store: TermStore, whitespace: str, max_whitespace: int, lenient: bool,
-                 any_depth: int, max_recursion: int, strict_properties: bool, format_assertion: bool):
+                 any_depth: int, max_recursion: int, strict_properties: bool, format_assertion: bool,
+                 unicode_escapes: bool):
         self.root = root
         self.st = store
-        self.low = Lowering(store)
+        self.low = Lowering(store, unicode_escapes=unicode_escapes)
         self.num = NumberTerms(store)
         self.lenient = lenient
         self.any_depth = any_depth

@@ -5,8 +5,10 @@ Two encodings of characters are supported:
 - ``RAW``: a character is its UTF-8 bytes (``compile_regex``: the output text *is* the string).
 - ``JSON``: a character as it may appear inside a JSON string literal: raw UTF-8 (except ``"``,
   ``\\`` and control characters, which must be escaped), its short escape (``\\n``, ``\\"``, ``\\/``,
-  ...), or ``\\uXXXX`` in either case (a surrogate pair beyond the BMP): every form JSON allows, so
-  both ``json.dumps`` layouts (``ensure_ascii`` true or false) are accepted.
+  ...), or ``\\u00XX`` for a control character: the forms ``json.dumps(..., ensure_ascii=False)``
+  writes. With ``unicode_escapes=True``, ``\\uXXXX`` (either case; surrogate pairs beyond the BMP)
+  for every character too, as ``ensure_ascii=True`` writes: every form JSON allows. Off by
+  default because small models then wander into escape sequences.
 
 Two match modes: ``fullmatch_term`` (the whole text matches, like ``re.fullmatch``) and
 ``search_term`` (a match anywhere, like ``re.search``, which is what JSON Schema's ``pattern``
@@ -31,14 +33,16 @@ class Encoding(enum.Enum):
 
 _JSON_SHORT = {0x22: b'\\"', 0x5C: b"\\\\", 0x2F: b"\\/", 8: b"\\b", 12: b"\\f", 10: b"\\n", 13: b"\\r",
                9: b"\\t"}
-_MUST_ESCAPE = cs.union(cs.normalize([(0, 0x1F)]), cs.single(0x22), cs.single(0x5C))
+_CONTROLS = cs.normalize([(0, 0x1F)])
+_MUST_ESCAPE = cs.union(_CONTROLS, cs.single(0x22), cs.single(0x5C))
 
 
 class Lowering:
     """Builds terms in one ``TermStore``, memoizing character-set encodings."""
 
-    def __init__(self, store: TermStore):
+    def __init__(self, store: TermStore, *, unicode_escapes: bool = False):
         self.store = store
+        self.unicode_escapes = unicode_escapes
         self._sets: dict[tuple, int] = {}
         self._chars: dict[tuple, int] = {}
 
@@ -53,7 +57,8 @@ class Lowering:
         else:
             raw = self._utf8(cs.difference(s, _MUST_ESCAPE))
             short = [st.literal(_JSON_SHORT[cp]) for cp in _JSON_SHORT if cs.contains(s, cp)]
-            term = st.alt(raw, *short, self._u_escapes(s))
+            escaped = s if self.unicode_escapes else cs.intersection(s, _CONTROLS)
+            term = st.alt(raw, *short, self._u_escapes(escaped))
         self._sets[key] = term
         return term
 
@@ -62,8 +67,10 @@ class Lowering:
         key = (cp, encoding)
         got = self._chars.get(key)
         if got is None:
-            if encoding is Encoding.RAW or (cp in _JSON_SHORT or cp < 0x20):
+            if encoding is Encoding.RAW or cp in _JSON_SHORT or cp < 0x20:
                 got = self.charset(cs.single(cp), encoding)
+            elif not self.unicode_escapes:
+                got = self.store.literal(chr(cp).encode())
             else:
                 got = self.store.alt(self.store.literal(chr(cp).encode()), self._u_escapes(((cp, cp),)))
             self._chars[key] = got

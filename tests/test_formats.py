@@ -29,7 +29,7 @@ EXAMPLES = [
 def _accepts(fmt: str):
     schema = {"type": "string", "format": fmt}
     store = TermStore()
-    term, _ = compile_schema_term(schema, store)
+    term, _, _ = compile_schema_term(schema, store)
     dfa = LazyDFA(store, term)
 
     def accepts(text: str) -> bool:
