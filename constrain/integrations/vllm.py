@@ -28,8 +28,9 @@ How it works
   with the request's output tokens (which vLLM exposes: the list that ``update_state`` receives
   is the request's running output list in the V1 model runner; in the V2 model runner the last
   sampled token is the row's input id), its packed int32 mask is written into a host bitmask, and
-  the masks of all constrained rows go to the logits' device in one copy, where they are
-  unpacked and applied in place (:func:`constrain.bitmask.apply_token_bitmask_`).
+  the masks are applied in place: on an accelerator the int32 words go to the device in one copy
+  and are unpacked there (:func:`constrain.bitmask.apply_token_bitmask_`); for logits in host
+  memory (vLLM on CPU) numpy unpacks them into a boolean array that torch uses without a copy.
 
 Compilation versus the batch (the choice, honestly): a constrained row can never be sampled
 without its mask (that could emit a token outside the language, and nothing can take it back),
@@ -243,6 +244,33 @@ def _describe(key: tuple) -> str:
     return f"{kind} {text[:80]!r}{'...' if len(text) > 80 else ''}"
 
 
+def _apply_mask_host(logits, bm: np.ndarray, indices: list[int], n: int):
+    """``-inf`` where ``bm`` (one row per index) disallows, for logits in host memory.
+
+    numpy unpacks the inverted words straight into a boolean "disallowed" array (one C pass, a
+    byte per token), which torch then uses in place without a copy: a few times faster on a CPU
+    than unpacking with torch bitwise ops on int32 tensors.
+    """
+    import torch
+
+    width = logits.shape[-1]
+    inv = np.ascontiguousarray(~bm).astype("<i4", copy=False)
+    dis = np.unpackbits(inv.view(np.uint8), axis=-1, bitorder="little").view(np.bool_)
+    m = min(width, dis.shape[-1])
+    dis_t = torch.from_numpy(dis)
+    ninf = float("-inf")
+    if len(indices) == n:
+        logits[:, :m].masked_fill_(dis_t[:, :m], ninf)
+        if m < width:
+            logits[:, m:] = ninf
+    else:
+        for j, i in enumerate(indices):
+            logits[i, :m].masked_fill_(dis_t[j, :m], ninf)
+            if m < width:
+                logits[i, m:] = ninf
+    return logits
+
+
 # ------------------------------------------------------------------------------ processor
 _BASES: tuple = (_V1LogitsProcessor,) if _V2LogitsProcessor is None else (_V1LogitsProcessor, _V2LogitsProcessor)
 
@@ -421,8 +449,11 @@ class ConstrainLogitsProcessor(*_BASES):  # type: ignore[misc]
         return bm[:k]
 
     def _apply_mask(self, logits, bm: np.ndarray, indices: list[int], n: int):
+        if logits.device.type == "cpu":
+            return _apply_mask_host(logits, bm, indices, n)
         from ..bitmask import apply_token_bitmask_
 
+        # on an accelerator: only the int32 words travel; they are unpacked on the device
         if len(indices) == n:  # every row constrained: apply to the whole tensor
             apply_token_bitmask_(logits, bm)
         else:
