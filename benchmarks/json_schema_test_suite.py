@@ -54,8 +54,9 @@ def main(argv=None) -> int:
         r = dict(file=path.stem, cases=len(groups), passing=0, refused=0, wrong=0, error=0)
         for group in groups:
             try:
+                # the exact language: json.dumps escapes non-ASCII, instances carry undeclared members
                 grammar = compiler.compile_json_schema(group["schema"], format_assertion=args.format_assertion,
-                                                      unicode_escapes=True)  # json.dumps escapes non-ASCII
+                                                      unicode_escapes=True, strict_properties=False)
             except (constrain.UnsupportedSchemaError, constrain.SchemaError):
                 r["refused"] += 1
                 continue

@@ -21,8 +21,8 @@ How keywords compile:
 - strings: lengths in code points, ``pattern`` with ``re.search`` semantics, exact formats.
 - arrays: ``prefixItems``, ``items``, ``minItems``/``maxItems``, ``contains``/``minContains``.
 - objects: ``properties``/``required`` in declaration order, extra members (when the schema allows
-  them) anywhere between them, ``patternProperties``, ``propertyNames``, and
-  ``minProperties``/``maxProperties`` on objects without declared properties.
+  them and ``strict_properties=False``) anywhere between them, ``patternProperties``,
+  ``propertyNames``, and ``minProperties``/``maxProperties`` on objects without declared properties.
 
 Deliberate narrowings, each recorded in the grammar's ``warnings`` (what is generated is always
 valid; some valid texts are not): declared properties in declaration order; values of
@@ -94,13 +94,15 @@ def parse_schema(schema: dict | bool | str | bytes) -> dict | bool:
 
 def compile_schema_term(schema: dict | bool, store: TermStore, *, whitespace: str = "flexible",
                         max_whitespace: int = 24, lenient: bool = False, any_depth: int = 3,
-                        max_recursion: int = 4, strict_properties: bool = False,
+                        max_recursion: int = 4, strict_properties: bool = True,
                         format_assertion: bool = True, unicode_escapes: bool = False) -> tuple[int, list[str], int]:
     """Lower ``schema`` into ``store``; return the term, the sorted warnings, and the term of one
     string character (which the string-body token shortcut recognises).
 
-    ``strict_properties=True`` never generates properties the schema does not declare, even
-    where it allows them (a narrower, still valid, language). ``format_assertion=False`` treats
+    ``strict_properties`` (the default) never generates properties the schema does not declare,
+    even where it allows them: a narrower, still valid, language, and what small models need
+    (allowed to, they copy the schema's own keywords as extra members). ``strict_properties=False``
+    accepts every undeclared member the schema allows, between the declared ones. ``format_assertion=False`` treats
     ``format`` as an annotation, as a validator without a format checker does.
     ``unicode_escapes=True`` also accepts ``\\uXXXX`` for every character in strings (the
     ``ensure_ascii=True`` layout of ``json.dumps``); by default only control characters use it.
@@ -618,6 +620,7 @@ class _SchemaCompiler:
         additional = schema.get("additionalProperties", True)
         patterns = list(schema.get("patternProperties", {}).items())
         if self.strict_properties and schema.get("properties"):
+            self.note("undeclared properties are not generated (strict_properties)")
             return EMPTY
         if len(patterns) > 3:
             self.unsupported("patternProperties", path, "more than 3 patterns")

@@ -144,6 +144,11 @@ class MaskbenchConfig:
     spare: bool = True
 
 
+# MaskBench checks the exact language of a schema, so constrain accepts the undeclared properties
+# a schema allows (for generation its default never writes them). --engine-options overrides.
+MASKBENCH_DEFAULT_OPTIONS = {"constrain": {"json_options": {"strict_properties": False}}}
+
+
 def run_maskbench(cases: list[dict], cfg: MaskbenchConfig, log=print) -> list[dict]:
     """Run every engine on every case; returns all records of the output file for this tokenizer."""
     from .progress import bar
@@ -173,8 +178,9 @@ def run_maskbench(cases: list[dict], cfg: MaskbenchConfig, log=print) -> list[di
     counts = {e: {"pass": 0, "fail": 0} for e in engines}
 
     def run_engine(e: str, out: JsonlWriter):
+        options = (cfg.engine_options or {}).get(e, MASKBENCH_DEFAULT_OPTIONS.get(e))
         init_args = {"tokenizer": cfg.tokenizer, "engine_spec": spec_of(e),
-                     "vocab_size": cfg.vocab_size, "options": (cfg.engine_options or {}).get(e)}
+                     "vocab_size": cfg.vocab_size, "options": options}
         w = IsolatedWorker("jsonschemabench.maskbench:worker_init", init_args,
                            mem_limit_gb=cfg.mem_limit_gb, log_path=log_path, spare=cfg.spare)
         try:
