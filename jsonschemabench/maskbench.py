@@ -31,6 +31,26 @@ from .worker import IsolatedWorker, WorkerStartError
 
 MAX_FAILURES_KEPT = 4
 
+#: MaskBench checks conformance: every engine runs in its schema-*compliant* mode, where
+#: properties and items the schema allows are accepted (xgrammar's and our default "strict"
+#: modes never generate undeclared properties, which is right for generation and wrong here).
+#: ``--engine-options`` entries are merged over these.
+MASKBENCH_ENGINE_OPTIONS = {
+    "constrain": {"json_options": {"strict_properties": False}},
+    "xgrammar": {"strict_mode": False, "any_whitespace": True},
+}
+
+
+def engine_options_for(engine: str, user: dict | None) -> dict:
+    opts = {k: (dict(v) if isinstance(v, dict) else v)
+            for k, v in MASKBENCH_ENGINE_OPTIONS.get(engine, {}).items()}
+    for k, v in ((user or {}).get(engine) or {}).items():
+        if isinstance(v, dict) and isinstance(opts.get(k), dict):
+            opts[k].update(v)
+        else:
+            opts[k] = v
+    return opts
+
 
 # ---------------------------------------------------------------------------------------- worker
 def worker_init(args: dict):
@@ -144,11 +164,6 @@ class MaskbenchConfig:
     spare: bool = True
 
 
-# MaskBench checks the exact language of a schema, so constrain accepts the undeclared properties
-# a schema allows (for generation its default never writes them). --engine-options overrides.
-MASKBENCH_DEFAULT_OPTIONS = {"constrain": {"json_options": {"strict_properties": False}}}
-
-
 def run_maskbench(cases: list[dict], cfg: MaskbenchConfig, log=print) -> list[dict]:
     """Run every engine on every case; returns all records of the output file for this tokenizer."""
     from .progress import bar
@@ -178,7 +193,7 @@ def run_maskbench(cases: list[dict], cfg: MaskbenchConfig, log=print) -> list[di
     counts = {e: {"pass": 0, "fail": 0} for e in engines}
 
     def run_engine(e: str, out: JsonlWriter):
-        options = (cfg.engine_options or {}).get(e, MASKBENCH_DEFAULT_OPTIONS.get(e))
+        options = engine_options_for(e, cfg.engine_options)
         init_args = {"tokenizer": cfg.tokenizer, "engine_spec": spec_of(e),
                      "vocab_size": cfg.vocab_size, "options": options}
         w = IsolatedWorker("jsonschemabench.maskbench:worker_init", init_args,

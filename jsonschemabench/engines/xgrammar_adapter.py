@@ -1,9 +1,9 @@
 """XGrammar adapter (``pip install xgrammar``).
 
-JSON Schema is compiled in XGrammar's *compliant* mode (``strict_mode=False``: additional
-properties/items allowed as the schema says; ``any_whitespace=True``), the setting MaskBench calls
-"XGrammar (compliant)"; strict mode forbids what the schema allows and so rejects valid instances.
-Single-threaded compiler (``max_threads=1``), no compile cache.
+Options: ``strict_mode`` (default True, XGrammar's own default: undeclared properties/items are
+never generated) and ``any_whitespace`` (default True). MaskBench runs it in the *compliant* mode
+(``strict_mode=False``, what MaskBench calls "XGrammar (compliant)"), since strict mode rejects
+valid instances. Single-threaded compiler (``max_threads=1``), no compile cache.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class XGrammarAdapter(EngineAdapter):
         self._compiler = xgr.GrammarCompiler(self._info, max_threads=1, cache_enabled=False)
 
     def compile_json_schema(self, schema):
-        strict = bool(self.options.get("strict_mode", False))
+        strict = bool(self.options.get("strict_mode", True))
         any_ws = bool(self.options.get("any_whitespace", True))
         try:
             cg = self._compiler.compile_json_schema(
