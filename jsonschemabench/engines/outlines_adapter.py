@@ -10,7 +10,6 @@ import json
 
 import numpy as np
 
-from ..tokenizers import token_bytes
 from .base import CompileError, EngineAdapter, Grammar, package_version
 
 
@@ -54,7 +53,10 @@ class OutlinesCoreAdapter(EngineAdapter):
         eos = self.eos_token_ids[0]
         skip = set(self.eos_token_ids)
         vocab: dict[bytes, list[int]] = {}
-        for tid, b in enumerate(token_bytes(self.tokenizer)):
+        from constrain import Vocabulary
+
+        # the exact bytes of every token, as our engine reads them (special tokens are None)
+        for tid, b in enumerate(Vocabulary.from_tokenizer(self.tokenizer).token_bytes):
             if b is None or tid in skip or not b:
                 continue
             vocab.setdefault(b, []).append(tid)
