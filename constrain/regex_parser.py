@@ -23,7 +23,6 @@ import unicodedata
 from . import charset as cs
 from .errors import RegexError
 
-EMPTY_NODE = ("cat", ())
 MAX_REPEAT = 4294967295  # Python's MAXREPEAT
 
 _OCTAL = "01234567"

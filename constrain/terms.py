@@ -347,32 +347,6 @@ class TermStore:
         self._cap[key] = r
         return r
 
-    def describe(self, t: int, depth: int = 3) -> str:
-        """A short human-readable rendering, for error messages and debugging."""
-        node = self.nodes[t]
-        k = node[0]
-        if k == EMPTY_K:
-            return "∅"
-        if k == EPS_K:
-            return "ε"
-        if depth <= 0:
-            return "…"
-        if k == BYTES_K:
-            m = node[1]
-            bs = [b for b in range(256) if (m >> b) & 1]
-            if len(bs) == 1:
-                return repr(bytes(bs))[2:-1]
-            return f"[{len(bs)} bytes]"
-        if k == CAT_K:
-            return self.describe(node[1], depth) + self.describe(node[2], depth - 1)
-        if k in (ALT_K, AND_K):
-            sep = "|" if k == ALT_K else "&"
-            return "(" + sep.join(self.describe(u, depth - 1) for u in node[1][:4]) + ")"
-        if k == NOT_K:
-            return "~(" + self.describe(node[1], depth - 1) + ")"
-        hi = "" if node[3] == INF else node[3]
-        return f"({self.describe(node[1], depth - 1)}){{{node[2]},{hi}}}"
-
 
 _REFINED: dict[tuple, tuple[int, ...]] = {}
 
