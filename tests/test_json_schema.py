@@ -33,7 +33,7 @@ from jsonschema.exceptions import SchemaError as JsonSchemaSchemaError
 
 import constrain
 from constrain.formats import FORMAT_PATTERNS, SUBSET_FORMATS
-from tests.tokenizers import load_tokenizer
+from tests.tokenizers import TokenizerUnderTest
 
 ANY_DEPTH = 3  # the compiler's default any_depth
 SUITE = Path("/work/shared/json-schema-test-suite/tests/draft2020-12")
@@ -49,41 +49,13 @@ def validator(schema) -> Draft202012Validator:
 # --------------------------------------------------------------------------------------------------
 
 
-class Tok:
+class Tok(TokenizerUnderTest):
     def __init__(self, name: str):
-        self.name = name
-        self.hf = load_tokenizer(name)
-        self.compiler = constrain.Compiler(self.hf)
-        self.vocab = self.compiler.vocab
-        self.by_bytes: dict[bytes, int] = {}
-        for i, b in enumerate(self.vocab.token_bytes):
-            if b:
-                self.by_bytes.setdefault(b, i)
-        self.max_len = max(len(b) for b in self.by_bytes)
-        self.eos = min(self.vocab.eos_token_ids)
-        self.is_special = np.zeros(self.vocab.size, dtype=bool)
-        self.is_special[[i for i, b in enumerate(self.vocab.token_bytes) if b is None]] = True
-        self.is_special[len(self.vocab.token_bytes):] = True  # logits padding
-
+        super().__init__(name)
         self.has_closer = np.zeros(self.vocab.size, dtype=bool)
         for i, b in enumerate(self.vocab.token_bytes):
             if b and any(ch in b for ch in b'"]}'):
                 self.has_closer[i] = True
-
-    def canonical(self, text: str) -> list[int]:
-        ids = list(self.hf.encode(text, add_special_tokens=False))
-        assert b"".join(self.vocab.token_bytes[i] for i in ids) == text.encode()
-        return ids
-
-    def random_tokens(self, data: bytes, rnd: random.Random) -> list[int]:
-        out, i = [], 0
-        while i < len(data):
-            choices = [self.by_bytes[data[i:j]] for j in range(i + 1, min(len(data), i + self.max_len) + 1)
-                       if data[i:j] in self.by_bytes]
-            t = rnd.choice(choices)
-            out.append(t)
-            i += len(self.vocab.token_bytes[t])
-        return out
 
 
 @functools.lru_cache(maxsize=None)

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import constrain
 from constrain import charset as cs
-from tests.tokenizers import load_tokenizer
+from tests.tokenizers import TokenizerUnderTest
 
 TOKENIZERS = ["smollm2", "llama3.2"]
 
@@ -43,46 +43,8 @@ CANDIDATES = ALPHABET + EXTRAS
 # --------------------------------------------------------------------------------------------------
 
 
-class Tok:
+class Tok(TokenizerUnderTest):
     """A tokenizer, its compiler and what random tokenizations need."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.hf = load_tokenizer(name)
-        self.compiler = constrain.Compiler(self.hf)
-        self.vocab = self.compiler.vocab
-        self.by_bytes: dict[bytes, int] = {}
-        for i, b in enumerate(self.vocab.token_bytes):
-            if b:
-                self.by_bytes.setdefault(b, i)
-        self.max_len = max(len(b) for b in self.by_bytes)
-        self.is_special = np.zeros(self.vocab.size, dtype=bool)
-        self.is_special[[i for i, b in enumerate(self.vocab.token_bytes) if b is None]] = True
-        self.is_special[len(self.vocab.token_bytes):] = True  # logits padding
-        self.eos = frozenset(self.vocab.eos_token_ids)
-        assert self.eos, "the tests need an EOS id"
-
-    def canonical(self, text: str) -> list[int]:
-        ids = list(self.hf.encode(text, add_special_tokens=False))
-        assert b"".join(self.vocab.token_bytes[i] for i in ids) == text.encode(), (text, ids)
-        return ids
-
-    def random_tokens(self, data: bytes, rnd: random.Random) -> list[int]:
-        """A random tokenization: at each point, any vocabulary token that is a prefix of the rest."""
-        bytewise = rnd.random() < 0.25
-        out = []
-        i = 0
-        while i < len(data):
-            if bytewise:
-                choices = [self.by_bytes[data[i:i + 1]]]
-            else:
-                choices = [self.by_bytes[data[i:j]] for j in range(i + 1, min(len(data), i + self.max_len) + 1)
-                           if data[i:j] in self.by_bytes]
-            t = rnd.choice(choices)
-            out.append(t)
-            i += len(self.vocab.token_bytes[t])
-        assert b"".join(self.vocab.token_bytes[t] for t in out) == data
-        return out
 
     def tokenizations(self, text: str, rnd: random.Random) -> list[list[int]]:
         return [self.canonical(text), self.random_tokens(text.encode(), rnd)]
@@ -108,9 +70,9 @@ def check_mask(tok: Tok, m: constrain.Matcher) -> tuple[np.ndarray, set]:
     assert allowed.size == 0 or allowed[-1] < tok.vocab.size
     specials_allowed = set(allowed[tok.is_special[allowed]].tolist())
     if m.is_terminated():
-        assert specials_allowed == set(tok.eos) and len(allowed) == len(tok.eos)
+        assert specials_allowed == set(tok.eos_ids) and len(allowed) == len(tok.eos_ids)
     elif m.is_accepting():
-        assert specials_allowed == set(tok.eos)
+        assert specials_allowed == set(tok.eos_ids)
     else:
         assert specials_allowed == set()
     return row, set(allowed.tolist())
@@ -147,7 +109,7 @@ def random_walk(tok: Tok, grammar, rnd: random.Random, max_steps: int = 40) -> b
     """
     m = grammar.matcher()
     out = []
-    eos = min(tok.eos)
+    eos = tok.eos
     for _ in range(max_steps):
         allowed = m.allowed_token_ids()
         assert len(allowed), f"dead end after {b''.join(out)!r} in {grammar.source!r}"
@@ -180,7 +142,7 @@ def check_string(tok: Tok, grammar, text: str, ids: list[int], expected: bool, *
         assert fed, f"a token of {text!r} was rejected ({grammar.source!r}, ids {ids})"
         assert m.is_accepting(), f"{text!r} should be a complete match of {grammar.source!r}"
         row, allowed = check_mask(tok, m) if full_check else (None, None)
-        eos = min(tok.eos)
+        eos = tok.eos
         if full_check:
             assert eos in allowed
         assert m.accept_token(eos) and m.is_terminated()
@@ -189,7 +151,7 @@ def check_string(tok: Tok, grammar, text: str, ids: list[int], expected: bool, *
     else:
         assert not (fed and m.is_accepting()), f"{text!r} wrongly accepted by {grammar.source!r}"
         if fed:
-            assert not m.accept_token(min(tok.eos)) and not m.is_terminated()
+            assert not m.accept_token(tok.eos) and not m.is_terminated()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -401,8 +363,8 @@ def check_rollback_copy_reset(tok: Tok, grammar, ids: list[int], rnd: random.Ran
             break
         accepted.append(t)
     if m.is_accepting():
-        assert m.accept_token(min(tok.eos))
-        accepted.append(min(tok.eos))
+        assert m.accept_token(tok.eos)
+        accepted.append(tok.eos)
     full = m.copy()
     k = rnd.randint(0, len(accepted))
     m.rollback(k)
@@ -413,7 +375,7 @@ def check_rollback_copy_reset(tok: Tok, grammar, ids: list[int], rnd: random.Ran
     assert np.array_equal(m.allowed_token_ids(), fresh.allowed_token_ids())
     assert full.num_accepted() == len(accepted)  # the copy did not roll back
     if accepted:
-        assert full.is_terminated() == (accepted[-1] in tok.eos)
+        assert full.is_terminated() == (accepted[-1] in tok.eos_ids)
     m.reset()
     assert m.num_accepted() == 0 and np.array_equal(m.allowed_token_ids(), grammar.matcher().allowed_token_ids())
 

@@ -56,3 +56,51 @@ def load_tokenizer(name: str):
     ``AutoTokenizer.from_pretrained(tokenizer_path(name))`` for that).
     """
     return _load(str(tokenizer_path(name)))
+
+
+class TokenizerUnderTest:
+    """A real tokenizer, its compiler, and what random tokenizations need (shared by the tests)."""
+
+    def __init__(self, name: str):
+        import numpy as np
+
+        import constrain
+
+        self.name = name
+        self.hf = load_tokenizer(name)
+        self.compiler = constrain.Compiler(self.hf)
+        self.vocab = self.compiler.vocab
+        self.by_bytes: dict[bytes, int] = {}
+        for i, b in enumerate(self.vocab.token_bytes):
+            if b:
+                self.by_bytes.setdefault(b, i)
+        self.max_len = max(len(b) for b in self.by_bytes)
+        self.is_special = np.zeros(self.vocab.size, dtype=bool)
+        self.is_special[[i for i, b in enumerate(self.vocab.token_bytes) if b is None]] = True
+        self.is_special[len(self.vocab.token_bytes):] = True  # logits padding
+        self.eos_ids = frozenset(self.vocab.eos_token_ids)
+        assert self.eos_ids, "the tests need an EOS id"
+        self.eos = min(self.eos_ids)
+
+    def canonical(self, text: str) -> list[int]:
+        ids = list(self.hf.encode(text, add_special_tokens=False))
+        assert b"".join(self.vocab.token_bytes[i] for i in ids) == text.encode(), (text, ids)
+        return ids
+
+    def random_tokens(self, data: bytes, rnd, bytewise_chance: float = 0.25) -> list[int]:
+        """A random tokenization: at each point, any vocabulary token that is a prefix of the rest
+        (or, with ``bytewise_chance``, single bytes throughout)."""
+        bytewise = rnd.random() < bytewise_chance
+        out = []
+        i = 0
+        while i < len(data):
+            if bytewise:
+                choices = [self.by_bytes[data[i:i + 1]]]
+            else:
+                choices = [self.by_bytes[data[i:j]] for j in range(i + 1, min(len(data), i + self.max_len) + 1)
+                           if data[i:j] in self.by_bytes]
+            t = rnd.choice(choices)
+            out.append(t)
+            i += len(self.vocab.token_bytes[t])
+        assert b"".join(self.vocab.token_bytes[t] for t in out) == data
+        return out
