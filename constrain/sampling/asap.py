@@ -49,7 +49,7 @@ import numpy as np
 from .constraints import as_constraint, constraint_key
 from .lm import LanguageModel
 from .loop import Sample, Sampler, SamplingResult, as_rng, death_status, draw, logmeanexp, \
-    logsumexp, step_allowed_mask
+    logsumexp, step_allowed_mask, token_budget
 
 __all__ = ["ASAp"]
 
@@ -254,9 +254,7 @@ class ASAp(Sampler):
     def run(self, lm: LanguageModel, prompt_ids: Sequence[int], constraint, *,
             max_new_tokens: int, num_samples: int = 1, rng=None) -> SamplingResult:
         rng = as_rng(rng)
-        T = int(max_new_tokens)
-        if T < 1:
-            raise ValueError("max_new_tokens must be >= 1 (EOS takes a slot)")
+        T = token_budget(max_new_tokens)
         prompt = tuple(int(t) for t in prompt_ids)
         c = as_constraint(constraint)
         self._bind(lm, prompt, c, T)

@@ -97,6 +97,15 @@ class Sample:
         """Bytes of the body under ``vocab`` (a :class:`~constrain.vocab.Vocabulary`)."""
         return vocab.decode_bytes(self.body)
 
+    def take(self, token: int, log_p: float, eos_token_ids) -> bool:
+        """Record an accepted token; returns whether the sequence goes on (it ends at EOS)."""
+        self.tokens.append(int(token))
+        self.log_prob += float(log_p)
+        if token in eos_token_ids:
+            self.status = "eos"
+            return False
+        return True
+
 
 @dataclass
 class SamplingResult:
@@ -153,6 +162,14 @@ class Sampler(ABC):
     def run(self, lm: LanguageModel, prompt_ids: Sequence[int], constraint, *,
             max_new_tokens: int, num_samples: int = 1,
             rng: np.random.Generator | int | None = None) -> SamplingResult: ...
+
+
+def token_budget(max_new_tokens) -> int:
+    """``max_new_tokens`` as an int, checked: EOS takes a slot, so at least one."""
+    budget = int(max_new_tokens)
+    if budget < 1:
+        raise ValueError("max_new_tokens must be >= 1 (EOS takes a slot)")
+    return budget
 
 
 def as_rng(rng) -> np.random.Generator:
@@ -229,8 +246,7 @@ def run_independent(lm: LanguageModel, prompt_ids: Sequence[int], constraint, n:
     checks)``: one sampler step; ``None`` means no token can come (weight 0).  Finished rows
     leave the batch, so the forward passes shrink as sequences end.
     """
-    if max_new_tokens < 1:
-        raise ValueError("max_new_tokens must be >= 1 (EOS takes a slot)")
+    max_new_tokens = token_budget(max_new_tokens)
     base = as_constraint(constraint)
     states = [base.copy() for _ in range(n)]
     samples = [Sample(tokens=[], status="active") for _ in range(n)]
@@ -253,14 +269,10 @@ def run_independent(lm: LanguageModel, prompt_ids: Sequence[int], constraint, n:
                 continue
             if not st.accept_token(tok):  # pragma: no cover - a sampler bug, never the model's
                 raise RuntimeError(f"sampler chose token {tok} that the constraint rejects")
-            s.tokens.append(int(tok))
-            s.log_prob += float(logp[r, tok])
             s.log_weight += lw
             s.log_proposal += lq
             s.log_zloc.append(lw)
-            if tok in st.eos_token_ids:
-                s.status = "eos"
-            else:
+            if s.take(tok, logp[r, tok], st.eos_token_ids):
                 keep_rows.append(r)
                 keep_tokens.append(tok)
         if len(keep_rows) != len(active):

@@ -30,7 +30,7 @@ from .awrs import awrs_step
 from .constraints import as_constraint
 from .lm import LanguageModel
 from .loop import Sample, Sampler, SamplingResult, as_rng, death_status, logmeanexp, logsumexp, \
-    masked_local, draw, step_allowed_mask, step_is_allowed
+    masked_local, draw, step_allowed_mask, step_is_allowed, token_budget
 
 __all__ = ["SMC", "resample"]
 
@@ -114,9 +114,7 @@ class SMC(Sampler):
     def run(self, lm: LanguageModel, prompt_ids: Sequence[int], constraint, *,
             max_new_tokens: int, num_samples: int = 1, rng=None) -> SamplingResult:
         rng = as_rng(rng)
-        T = int(max_new_tokens)
-        if T < 1:
-            raise ValueError("max_new_tokens must be >= 1 (EOS takes a slot)")
+        T = token_budget(max_new_tokens)
         N = int(num_samples) if num_samples and int(num_samples) > 1 else self.num_particles
         base = as_constraint(constraint)
         states = [base.copy() for _ in range(N)]
@@ -145,13 +143,9 @@ class SMC(Sampler):
                     log_w[i] = NEG_INF
                     continue
                 st.accept_token(tok)
-                s.tokens.append(int(tok))
-                s.log_prob += float(logp[r, tok])
                 s.checks += c
                 log_w[i] += inc
-                if tok in st.eos_token_ids:
-                    s.status = "eos"
-                else:
+                if s.take(tok, logp[r, tok], st.eos_token_ids):
                     keep_rows.append(r)
                     keep_tokens.append(tok)
             if len(keep_rows) != len(active):
