@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .automaton import LazyDFA
+from .automaton import DEAD, LazyDFA
 from .errors import BudgetExceededError
 from .matcher import Matcher
 from .regex import Encoding, Lowering
 from .terms import INF, TermStore
 from .token_index import PLAIN_START_BYTES, StringBodyIndex, VocabTrie, string_index_for, trie_for
 from .vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from .cfg.engine import CompiledCFG
 
 
 class CompiledGrammar:
@@ -45,6 +48,17 @@ class CompiledGrammar:
 
     def matcher(self) -> Matcher:
         return Matcher(self)
+
+    # -- the state-machine protocol the Matcher uses (states are DFA state ids) ------------------
+    def initial_state(self) -> int:
+        return self.dfa.start
+
+    def advance(self, state: int, data: bytes) -> int | None:
+        nxt = self.dfa.step(state, data)
+        return None if nxt == DEAD else nxt
+
+    def is_accepting(self, state: int) -> bool:
+        return bool(self.dfa.accepting[state])
 
     def mask_of(self, sid: int) -> np.ndarray:
         """The packed mask of DFA state ``sid`` (cached; do not modify the returned array)."""
@@ -83,7 +97,7 @@ class CompiledGrammar:
 
 
 class Compiler:
-    """Compiles regexes and JSON Schemas for one tokenizer.
+    """Compiles regexes, JSON Schemas and grammars (Lark, GBNF) for one tokenizer.
 
     >>> compiler = Compiler(tokenizer)                                   # doctest: +SKIP
     >>> grammar = compiler.compile_regex(r"[0-9]{3}-[0-9]{4}")            # doctest: +SKIP
@@ -103,7 +117,7 @@ class Compiler:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
-    def _cached(self, key: tuple, build) -> CompiledGrammar:
+    def _cached(self, key: tuple, build):
         with self._lock:
             got = self._cache.get(key)
             if got is not None:
@@ -125,6 +139,25 @@ class Compiler:
             return CompiledGrammar(self.vocab, self.trie, store, term, source=f"regex:{pattern}")
 
         return self._cached(("regex", pattern), build)
+
+    def compile_lark(self, text: str, start: str = "start") -> "CompiledCFG":
+        """Text in the language of a Lark grammar (see ``constrain.cfg.ir`` for the semantics).
+
+        >>> g = compiler.compile_lark('start: "(" start ")" | "x"')       # doctest: +SKIP
+        """
+        from .cfg.engine import CompiledCFG
+        from .cfg.lark_frontend import parse_lark
+
+        return self._cached(("lark", text, start), lambda: CompiledCFG(
+            self.vocab, self.trie, parse_lark(text, start), source=f"lark:{text[:200]}"))
+
+    def compile_gbnf(self, text: str, start: str = "root") -> "CompiledCFG":
+        """Text in the language of a GBNF grammar (llama.cpp's dialect)."""
+        from .cfg.engine import CompiledCFG
+        from .cfg.gbnf import parse_gbnf
+
+        return self._cached(("gbnf", text, start), lambda: CompiledCFG(
+            self.vocab, self.trie, parse_gbnf(text, start), source=f"gbnf:{text[:200]}"))
 
     def compile_json_schema(self, schema: dict | bool | str, **options: Any) -> CompiledGrammar:
         """JSON text whose value is valid under ``schema`` (see ``constrain.json_schema``).

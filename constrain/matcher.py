@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
-from .automaton import DEAD
 
-if TYPE_CHECKING:
-    from .compiler import CompiledGrammar
+class StateMachine(Protocol):
+    """What a compiled constraint offers a Matcher (``CompiledGrammar``, ``CompiledCFG``)."""
+
+    vocab: Any
+    eos_ids: frozenset[int]
+    eos_only_mask: np.ndarray
+
+    def initial_state(self) -> Any: ...
+    def advance(self, state: Any, data: bytes) -> Any | None: ...
+    def is_accepting(self, state: Any) -> bool: ...
+    def mask_of(self, state: Any) -> np.ndarray: ...
 
 
 class Matcher:
@@ -22,9 +30,9 @@ class Matcher:
 
     __slots__ = ("grammar", "_states", "_terminated_at")
 
-    def __init__(self, grammar: "CompiledGrammar"):
+    def __init__(self, grammar: StateMachine):
         self.grammar = grammar
-        self._states: list[int] = [grammar.dfa.start]  # state after each accepted token
+        self._states: list[Any] = [grammar.initial_state()]  # state after each accepted token
         self._terminated_at: int | None = None  # index in _states where EOS was accepted
 
     @property
@@ -32,7 +40,7 @@ class Matcher:
         return self.grammar.vocab.size
 
     @property
-    def state(self) -> int:
+    def state(self) -> Any:
         return self._states[-1]
 
     def num_accepted(self) -> int:
@@ -56,19 +64,18 @@ class Matcher:
     def is_token_allowed(self, token_id: int) -> bool:
         return self._next_state(token_id) is not None
 
-    def _next_state(self, token_id: int) -> int | None:
+    def _next_state(self, token_id: int) -> Any | None:
         g = self.grammar
         if self._terminated_at is not None:
             return None
         if token_id in g.eos_ids:
-            return -1 if g.dfa.accepting[self._states[-1]] else None
+            return _EOS if g.is_accepting(self._states[-1]) else None
         if not 0 <= token_id < len(g.vocab.token_bytes):
             return None
         data = g.vocab.token_bytes[token_id]
         if not data:
             return None
-        nxt = g.dfa.step(self._states[-1], data)
-        return None if nxt == DEAD else nxt
+        return g.advance(self._states[-1], data)
 
     def accept_token(self, token_id: int) -> bool:
         """Advance by one token; returns False (and changes nothing) if the token is not allowed."""
@@ -76,7 +83,7 @@ class Matcher:
         nxt = self._next_state(token_id)
         if nxt is None:
             return False
-        if nxt == -1:  # EOS
+        if nxt is _EOS:
             self._terminated_at = len(self._states)
             self._states.append(self._states[-1])
         else:
@@ -96,15 +103,15 @@ class Matcher:
         """Advance by raw text bytes (not a token); False and unchanged if they leave the language."""
         if self._terminated_at is not None:
             return False
-        nxt = self.grammar.dfa.step(self._states[-1], data)
-        if nxt == DEAD:
+        nxt = self.grammar.advance(self._states[-1], data)
+        if nxt is None:
             return False
         self._states.append(nxt)
         return True
 
     def is_accepting(self) -> bool:
         """The text so far is a complete match (so EOS is allowed)."""
-        return bool(self.grammar.dfa.accepting[self._states[-1]])
+        return self.grammar.is_accepting(self._states[-1])
 
     def is_terminated(self) -> bool:
         """EOS has been accepted."""
@@ -127,5 +134,8 @@ class Matcher:
         return m
 
     def reset(self) -> None:
-        self._states = [self.grammar.dfa.start]
+        self._states = [self.grammar.initial_state()]
         self._terminated_at = None
+
+
+_EOS = object()  # marks the end-of-sequence step in ``_next_state``

@@ -1,0 +1,314 @@
+"""A context-free grammar bound to a vocabulary: parser states, byte advance and token masks.
+
+A parser state is a set of *configurations* ``(chart, lexer state)``: the Earley chart after the
+lexemes read so far and the lexer inside the current lexeme. Lexing is nondeterministic — where
+a lexeme may end, both continuing it and ending it are kept — so the language is exactly the
+grammar's context-free language (see ``constrain.cfg.ir``). Configurations that die are dropped.
+
+Token masks split tokens the way the fast engines do. For a configuration ``(chart, s)``:
+
+- tokens read wholly inside the current lexeme depend on ``s`` alone: one cached mask per lexer
+  state, shared by every position of every sequence;
+- a token that ends the lexeme after ``k`` bytes and goes on is checked through the parser: for
+  each lexeme ``L`` the lexer can end there and the chart allows, the rest of the token is read
+  from the chart after ``L``. The set of tokens following a *lexical path* (``s``, then lexemes
+  ``L1``, ``L2``, ... each restarting the lexer in a given state) depends on the path alone and
+  is cached too; per step only the parser decides which paths are open.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..automaton import DEAD
+from ..terms import TermStore
+from ..token_index import VocabTrie
+from ..vocab import Vocabulary
+from .earley import Chart, ParseTable
+from .ir import Grammar
+from .lexemes import lexeme_term
+from .lexer import Lexer
+
+ROOT_LEVEL = -1  # a lexical path segment that starts before the token's first byte
+
+
+class CfgState:
+    """An immutable parser state (hashable by identity); the mask is cached on it."""
+
+    __slots__ = ("configs", "fresh", "mask")
+
+    def __init__(self, configs: tuple[tuple[Chart, int], ...], fresh: bool = False):
+        self.configs = configs
+        self.fresh = fresh  # nothing read yet: accepting iff the grammar derives the empty text
+        self.mask: np.ndarray | None = None
+
+
+@dataclass
+class _Segment:
+    """Tokens following one lexical path with the last lexeme still open, and where it may end."""
+
+    tokens: np.ndarray  # token ids (packed mask for the root segment)
+    exits: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)  # lexeme -> level -> trie nodes
+
+
+class CompiledCFG:
+    """A grammar compiled against a vocabulary. Thread-safe; share it across sequences."""
+
+    def __init__(self, vocab: Vocabulary, trie: VocabTrie, grammar: Grammar, *, source: str):
+        self.vocab = vocab
+        self.trie = trie
+        self.ends = token_ends_for(vocab, trie)
+        self.source = source
+        self.warnings: tuple[str, ...] = ()
+        self.grammar = grammar.validate()
+        self.table = ParseTable(self.grammar)
+        store = TermStore()
+        self.lexer = Lexer(store, [lexeme_term(store, grammar.lexemes[n]) for n in self.table.lexeme_names])
+        self.ignore = self.table.ignore
+        self._self_closed = frozenset(i for i in self.ignore if _closed_under_concatenation(store, self.lexer.dfas[i].term_of[self.lexer.dfas[i].start]))
+        self.eos_ids = frozenset(i for i in vocab.eos_token_ids if i < vocab.size)
+        self._eos_array = np.asarray(sorted(self.eos_ids), dtype=np.int64)
+        self.eos_only_mask = trie.pack(np.zeros(0, dtype=np.int64), sorted(self.eos_ids))
+        self._lock = threading.RLock()
+        self._segments: dict[tuple, _Segment] = {}
+        root = self.table.initial()
+        self._prepare(root)
+        self.root = root
+        self._initial = CfgState(((root, root.lexer_start),), fresh=True)
+
+    # -- the state-machine protocol the Matcher uses ---------------------------------------------
+    def initial_state(self) -> CfgState:
+        return self._initial
+
+    def advance(self, state: CfgState, data: bytes) -> CfgState | None:
+        """The state after ``data``, or None when no configuration survives."""
+        lexer = self.lexer
+        configs = state.configs
+        with self._lock:
+            for b in data:
+                nxt: dict[tuple[int, int], tuple[Chart, int]] = {}
+                for chart, s in configs:
+                    t = lexer.step_byte(s, b)
+                    if t != DEAD:
+                        nxt[(id(chart), t)] = (chart, t)
+                    for lexeme in lexer.accepts[s]:
+                        for after, start in self._after(chart, lexeme):
+                            t = lexer.step_byte(start, b)
+                            if t != DEAD:
+                                nxt[(id(after), t)] = (after, t)
+                if not nxt:
+                    return None
+                configs = tuple(nxt.values())
+        return CfgState(configs)
+
+    def is_accepting(self, state: CfgState) -> bool:
+        if state.fresh and self.root.accepting:
+            return True
+        with self._lock:
+            return any(after.accepting
+                       for chart, s in state.configs
+                       for lexeme in self.lexer.accepts[s]
+                       for after, _ in self._after(chart, lexeme))
+
+    def mask_of(self, state: CfgState) -> np.ndarray:
+        """The packed mask of ``state`` (cached on it; do not modify the returned array)."""
+        mask = state.mask
+        if mask is None:
+            with self._lock:
+                mask = self._compute_mask(state)
+            mask.flags.writeable = False
+            state.mask = mask
+        return mask
+
+    def matcher(self):
+        from ..matcher import Matcher
+
+        return Matcher(self)
+
+    # -- parser side ------------------------------------------------------------------------------
+    def _prepare(self, chart: Chart) -> Chart:
+        chart.lexer_start = self.lexer.start(chart.expected | self.ignore)
+        return chart
+
+    def _after(self, chart: Chart, lexeme: int) -> tuple[tuple[Chart, int], ...]:
+        """``(chart, lexer start)`` pairs after ``lexeme`` ends: scanned and/or skipped if ignored.
+
+        After an ignored lexeme closed under concatenation (``WS+``) the same lexeme may not start
+        again at once: it would only split one run in two, the same text, and the splits of every
+        whitespace token would multiply the lexical paths for nothing.
+        """
+        got = chart.after.get(lexeme)
+        if got is None:
+            out = []
+            if lexeme in chart.expected:
+                nxt = self._prepare(chart.scan(lexeme))
+                out.append((nxt, nxt.lexer_start))
+            if lexeme in self.ignore:
+                if lexeme in self._self_closed:
+                    out.append((chart, self.lexer.start(chart.expected | (self.ignore - {lexeme}))))
+                else:
+                    out.append((chart, chart.lexer_start))
+            got = chart.after[lexeme] = tuple(out)
+        return got
+
+    # -- masks ------------------------------------------------------------------------------------
+    def _compute_mask(self, state: CfgState) -> np.ndarray:
+        packed = np.zeros(self.trie.num_words, dtype=np.int32)
+        ids: list[np.ndarray] = []
+        seen: set[tuple] = set()
+        for chart, s in state.configs:
+            root = self._segment((s,))
+            packed |= root.tokens
+            stack = [((s,), chart)]
+            while stack:
+                path, chart_here = stack.pop()
+                if (path, id(chart_here)) in seen:
+                    continue
+                seen.add((path, id(chart_here)))
+                seg = self._segment(path)
+                if len(path) > 1:
+                    ids.append(seg.tokens)
+                for lexeme in seg.exits:
+                    for after, start in self._after(chart_here, lexeme):
+                        if start != DEAD:
+                            stack.append((path + (lexeme, start), after))
+        if ids:
+            allowed = np.concatenate(ids)
+            if len(self._eos_array):
+                allowed = allowed[~np.isin(allowed, self._eos_array)]
+            packed |= self.trie.pack(allowed)
+        if self.is_accepting(state):
+            packed |= self.eos_only_mask
+        return packed
+
+    def _segment(self, path: tuple) -> _Segment:
+        """The cached segment of a lexical path ``(s, L1, s1, L2, s2, ...)``."""
+        seg = self._segments.get(path)
+        if seg is None:
+            if len(path) == 1:
+                starts = {ROOT_LEVEL: None}
+                seg = self._walk(starts, path[0])
+                seg.tokens = self.trie.pack(seg.tokens[~np.isin(seg.tokens, self._eos_array)])
+                if self.lexer.accepting[path[0]]:  # the open lexeme may end before the token
+                    for lexeme in self.lexer.accepts[path[0]]:
+                        seg.exits.setdefault(lexeme, {})[ROOT_LEVEL] = None
+            else:
+                parent = self._segment(path[:-2])
+                seg = self._walk(parent.exits[path[-2]], path[-1])
+            self._segments[path] = seg
+        return seg
+
+    def _walk(self, starts: dict[int, np.ndarray | None], s0: int) -> _Segment:
+        """Read the subtries below ``starts`` (level -> nodes) from lexer state ``s0``."""
+        trie, lexer, ends = self.trie, self.lexer, self.ends
+        levels = len(trie.level_bytes)
+        pending: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for level, nodes in starts.items():
+            if level + 1 >= levels:
+                continue
+            kids = (np.arange(len(trie.level_bytes[0]), dtype=np.int64) if level == ROOT_LEVEL
+                    else _children(trie, level, nodes))
+            if len(kids):
+                states = _gather(lexer, np.full(len(kids), s0, dtype=np.int64), trie.level_bytes[level + 1][kids])
+                pending.setdefault(level + 1, []).append((kids, states))
+        tokens: list[np.ndarray] = []
+        exits: dict[int, dict[int, list[np.ndarray]]] = {}
+        for d in range(levels):
+            parts = pending.pop(d, None)
+            if not parts:
+                continue
+            nodes = np.concatenate([p[0] for p in parts])
+            states = np.concatenate([p[1] for p in parts])
+            keep = states != DEAD
+            nodes, states = nodes[keep], states[keep]
+            if not len(nodes):
+                continue
+            tokens.append(ends.tokens_at(d, nodes))
+            if d + 1 >= levels:
+                continue
+            has_kids = ends.has_kids[d][nodes]
+            nodes, states = nodes[has_kids], states[has_kids]
+            acc = lexer.accepting[states]
+            if acc.any():
+                acc_nodes, acc_states = nodes[acc], states[acc]
+                for st in np.unique(acc_states).tolist():
+                    at = acc_nodes[acc_states == st]
+                    for lexeme in lexer.accepts[st]:
+                        exits.setdefault(lexeme, {}).setdefault(d, []).append(at)
+            if len(nodes):
+                kids, kid_states = _expand(trie, lexer, d, nodes, states)
+                if len(kids):
+                    pending.setdefault(d + 1, []).append((kids, kid_states))
+        merged = {lexeme: {d: np.unique(np.concatenate(v)) for d, v in by_level.items()}
+                  for lexeme, by_level in exits.items()}
+        return _Segment(np.concatenate(tokens) if tokens else np.zeros(0, dtype=np.int64), merged)
+
+
+def _closed_under_concatenation(store: TermStore, term: int) -> bool:
+    """``L·L ⊆ L``: two lexemes in a row read the same as one."""
+    return store.is_empty(store.and_(store.cat(term, term), store.not_(term)))
+
+
+class TokenEnds:
+    """Per trie level: the token ending at each node, and whether the node has children."""
+
+    def __init__(self, trie: VocabTrie):
+        self.token_at: list[np.ndarray] = []
+        self.extra: list[dict[int, list[int]]] = []  # tokens with the same bytes as another
+        self.has_kids: list[np.ndarray] = []
+        for d, level in enumerate(trie.level_bytes):
+            at = np.full(len(level), -1, dtype=np.int64)
+            extra: dict[int, list[int]] = {}
+            for node, tok in zip(trie.end_node[d].tolist(), trie.end_token[d].tolist()):
+                if at[node] < 0:
+                    at[node] = tok
+                else:
+                    extra.setdefault(node, []).append(tok)
+            self.token_at.append(at)
+            self.extra.append(extra)
+            self.has_kids.append(trie.child_hi[d] > trie.child_lo[d])
+
+    def tokens_at(self, level: int, nodes: np.ndarray) -> np.ndarray:
+        got = self.token_at[level][nodes]
+        got = got[got >= 0]
+        extra = self.extra[level]
+        if extra:
+            more = [t for n in np.intersect1d(nodes, np.fromiter(extra, dtype=np.int64)).tolist() for t in extra[n]]
+            if more:
+                got = np.concatenate([got, np.asarray(more, dtype=np.int64)])
+        return got
+
+
+_ENDS: dict[str, TokenEnds] = {}
+
+
+def token_ends_for(vocab: Vocabulary, trie: VocabTrie) -> TokenEnds:
+    got = _ENDS.get(vocab.fingerprint)
+    if got is None:
+        got = _ENDS[vocab.fingerprint] = TokenEnds(trie)
+    return got
+
+
+def _children(trie: VocabTrie, level: int, nodes: np.ndarray) -> np.ndarray:
+    lo, hi = trie.child_lo[level][nodes], trie.child_hi[level][nodes]
+    counts = hi - lo
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(total, dtype=np.int64) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
+
+
+def _expand(trie: VocabTrie, lexer: Lexer, level: int, nodes: np.ndarray, states: np.ndarray):
+    lo, hi = trie.child_lo[level][nodes], trie.child_hi[level][nodes]
+    counts = hi - lo
+    kids = _children(trie, level, nodes)
+    return kids, _gather(lexer, np.repeat(states, counts), trie.level_bytes[level + 1][kids])
+
+
+def _gather(lexer: Lexer, states: np.ndarray, level_bytes: np.ndarray) -> np.ndarray:
+    if not lexer.row_known[states].all():
+        lexer.ensure_rows(states)
+    return lexer.table.reshape(-1)[states.astype(np.int64) * 256 + level_bytes]
