@@ -290,8 +290,8 @@ def generate_json(schema, prompt: str, model=None, tokenizer=None, *, max_new_to
 def generate(prompt: str, *, regex: str | None = None, grammar=None, model=None, tokenizer=None,
              max_new_tokens: int = 256, chat: bool = True, system_prompt: str | None = None,
              sampler=None, **gen_kw) -> str:
-    """Generate text constrained by ``regex`` (full match) or ``grammar`` (a CompiledGrammar);
-    with neither, the text is unconstrained.
+    """Generate text constrained by ``regex`` (full match) or ``grammar`` (Lark or GBNF text, or a
+    compiled constraint); with neither, the text is unconstrained.
 
     ``chat``: wrap ``prompt`` in the tokenizer's chat template (when it has one).  ``sampler``:
     ``"mask"``, ``"asap"``, ``"awrs"``, ``"smc"`` or a sampler object (needs a constraint).  Raises
@@ -306,11 +306,7 @@ def generate(prompt: str, *, regex: str | None = None, grammar=None, model=None,
     elif grammar is None:
         compiled = None  # unconstrained
     elif isinstance(grammar, str):
-        comp = compiler_for(tokenizer, model=model)
-        compile_grammar = getattr(comp, "compile_grammar", None)
-        if compile_grammar is None:
-            raise ConstrainError("grammar text is not supported yet; pass a CompiledGrammar or regex=")
-        compiled = compile_grammar(grammar)
+        compiled = compiler_for(tokenizer, model=model).compile_grammar(grammar)
     else:
         compiled = grammar
     text, add_special = _format_prompt(tokenizer, prompt, system_prompt, chat)

@@ -115,12 +115,31 @@ def cmd_generate_json(args) -> int:
 def cmd_generate(args) -> int:
     from .api import generate
 
-    _byte_compiler().compile_regex(args.regex)  # a bad regex fails before the model loads
+    grammar = None
+    if args.grammar is not None:  # a bad grammar or regex fails before the model loads
+        grammar = _load_grammar(args.grammar)
+        _byte_compiler().compile_grammar(grammar)
+    else:
+        _byte_compiler().compile_regex(args.regex)
     model, tok = _load_model_args(args)
-    text = generate(args.prompt, regex=args.regex, model=model, tokenizer=tok,
+    text = generate(args.prompt, regex=args.regex, grammar=grammar, model=model, tokenizer=tok,
                     max_new_tokens=args.max_new_tokens, chat=not args.no_chat, **_gen_kwargs(args))
     print(text)
     return EXIT_OK
+
+
+def _load_grammar(where: str) -> str:
+    """Grammar text from a file, or from the ready grammars by name (``json``, ``json.gbnf``)."""
+    from . import grammars
+
+    path = Path(where)
+    if path.is_file():
+        return _read_text(where, "grammar")
+    name, _, dialect = where.partition(".")
+    if "/" not in where and name in grammars.names():
+        return grammars.load(name, dialect or "lark")
+    raise UserError(f"grammar {where!r}: no such file, and not one of the ready grammars "
+                    f"({', '.join(grammars.names())})")
 
 
 def _instance_of(line: str, field: str | None):
@@ -199,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="constrain",
         description="Constrained decoding: make a language model emit text that matches a JSON "
-                    "Schema or a regular expression.")
+                    "Schema, a regular expression or a context-free grammar.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -211,9 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt", metavar="PROMPT", help="what to generate")
     p.set_defaults(func=cmd_generate_json)
 
-    p = sub.add_parser("generate", help="generate text matching a regular expression",
-                       description="Generate text that fully matches the regular expression.")
-    p.add_argument("--regex", required=True, metavar="R", help="regular expression (full match)")
+    p = sub.add_parser("generate", help="generate text matching a regular expression or grammar",
+                       description="Generate text that fully matches the regular expression, or "
+                                   "that the grammar (Lark or GBNF) derives.")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--regex", metavar="R", help="regular expression (full match)")
+    which.add_argument("--grammar", metavar="FILE", help="Lark (.lark) or GBNF (.gbnf) grammar file, "
+                       "or the name of a ready grammar (json, arithmetic, sql_select, ...)")
     p.add_argument("--no-chat", action="store_true", help="do not wrap PROMPT in the chat template")
     _add_model_options(p, 256)
     p.add_argument("prompt", metavar="PROMPT", help="the prompt")

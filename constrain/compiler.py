@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,9 @@ from .vocab import Vocabulary
 
 if TYPE_CHECKING:
     from .cfg.engine import CompiledCFG
+
+
+_GBNF_RULE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9_-]*\s*::=", re.MULTILINE)
 
 
 class CompiledGrammar:
@@ -158,6 +162,16 @@ class Compiler:
 
         return self._cached(("gbnf", text, start), lambda: CompiledCFG(
             self.vocab, self.trie, parse_gbnf(text, start), source=f"gbnf:{text[:200]}"))
+
+    def compile_grammar(self, text: str, *, dialect: str = "auto", start: str | None = None) -> "CompiledCFG":
+        """A Lark or GBNF grammar; ``dialect="auto"`` reads text defining rules with ``::=`` as GBNF."""
+        if dialect == "auto":
+            dialect = "gbnf" if _GBNF_RULE.search(text) else "lark"
+        if dialect == "lark":
+            return self.compile_lark(text, start or "start")
+        if dialect == "gbnf":
+            return self.compile_gbnf(text, start or "root")
+        raise ValueError(f"unknown grammar dialect {dialect!r}: use 'lark', 'gbnf' or 'auto'")
 
     def compile_json_schema(self, schema: dict | bool | str, **options: Any) -> CompiledGrammar:
         """JSON text whose value is valid under ``schema`` (see ``constrain.json_schema``).

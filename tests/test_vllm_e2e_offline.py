@@ -47,12 +47,10 @@ def _sampling(case, i, **kw):
 
 @pytest.fixture(scope="module")
 def setup():
-    import constrain
-
     from vllm import LLM, SamplingParams
 
     path = str(C.model_dir())
-    cases = C.cases(with_grammar=hasattr(constrain.Compiler, "compile_lark"))
+    cases = C.cases()
     with pytest.MonkeyPatch.context() as mp:
         _no_entry_point_plugins(mp)
         # reference: the same prompts, the same engine settings, no plugin at all

@@ -121,14 +121,11 @@ def test_validate_rejects_bad_constraints_with_a_clear_message(extra, needle):
     assert msg.startswith("constrain:") and needle in msg, msg
 
 
-def test_grammar_is_accepted_only_when_the_compiler_can_compile_grammars():
-    has_lark = hasattr(constrain.Compiler, "compile_lark")
-    params = _params(grammar='start: "a"+', grammar_syntax="lark")
-    if has_lark:
-        cv.ConstrainLogitsProcessor.validate_params(params)
-    else:
-        with pytest.raises(ValueError, match="compile_lark"):
-            cv.ConstrainLogitsProcessor.validate_params(params)
+def test_grammars_are_accepted_and_bad_ones_refused():
+    cv.ConstrainLogitsProcessor.validate_params(_params(grammar='start: "a"+', grammar_syntax="lark"))
+    cv.ConstrainLogitsProcessor.validate_params(_params(grammar='root ::= "a" root | "b"'))
+    with pytest.raises(ValueError, match="undefined|not defined"):
+        cv.ConstrainLogitsProcessor.validate_params(_params(grammar="start: foo", grammar_syntax="lark"))
 
 
 def test_structured_outputs_and_constrain_together_are_refused():

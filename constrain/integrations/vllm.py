@@ -9,7 +9,7 @@ one of these keys:
 ``json_schema``  a JSON Schema, as JSON text (or a dict/bool offline)
 ``regex``        a regular expression the whole output must match (``re.fullmatch``)
 ``grammar``      a Lark or GBNF grammar (``grammar_syntax``: ``"lark"`` or ``"gbnf"``, default:
-                 guessed); accepted only when this build of constrain can compile grammars
+                 guessed)
 
 Requests without these keys are not touched (their logits are never written).
 
@@ -170,13 +170,7 @@ def _compile(compiler, key: tuple):
         return compiler.compile_json_schema(text)
     if kind == "regex":
         return compiler.compile_regex(text)
-    method = getattr(compiler, f"compile_{syntax}", None)
-    if method is None:
-        raise ValueError(
-            f"constrain: {syntax} grammars are not supported by this version of constrain "
-            f"(no Compiler.compile_{syntax}); use 'json_schema' or 'regex'"
-        )
-    return method(text)
+    return compiler.compile_grammar(text, dialect=syntax)
 
 
 _VALIDATION_COMPILER = None
