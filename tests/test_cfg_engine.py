@@ -11,7 +11,7 @@ import pytest
 from constrain.cfg.engine import CompiledCFG
 from constrain.cfg.lark_frontend import parse_lark
 from constrain.compiler import Compiler
-from constrain.errors import GrammarError
+from constrain.errors import BudgetExceededError, GrammarError
 from tests.tokenizers import load_tokenizer
 
 GRAMMARS = {
@@ -152,3 +152,11 @@ def test_syntax_error_carries_position():
     with pytest.raises(GrammarError) as info:
         parse_lark("start: \"a\"\nfoo: ) bar")
     assert info.value.position is not None and info.value.position >= len("start: \"a\"\n")
+
+
+def test_ambiguous_lexing_hits_a_budget_not_a_hang(compiler):
+    g = compiler.compile_lark('start: A*\nA: /a+/')
+    state = g.advance(g.initial_state(), b"a" * 100)
+    assert state is not None and g.is_accepting(state)
+    with pytest.raises(BudgetExceededError):
+        g.advance(state, b"a" * 1000)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..automaton import DEAD
+from ..errors import BudgetExceededError
 from ..terms import TermStore
 from ..token_index import VocabTrie
 from ..vocab import Vocabulary
@@ -57,9 +58,11 @@ class _Segment:
 class CompiledCFG:
     """A grammar compiled against a vocabulary. Thread-safe; share it across sequences."""
 
-    def __init__(self, vocab: Vocabulary, trie: VocabTrie, grammar: Grammar, *, source: str):
+    def __init__(self, vocab: Vocabulary, trie: VocabTrie, grammar: Grammar, *, source: str,
+                 max_configs: int = 512):
         self.vocab = vocab
         self.trie = trie
+        self.max_configs = max_configs
         self.ends = token_ends_for(vocab, trie)
         self.source = source
         self.warnings: tuple[str, ...] = ()
@@ -101,6 +104,10 @@ class CompiledCFG:
                                 nxt[(id(after), t)] = (after, t)
                 if not nxt:
                     return None
+                if len(nxt) > self.max_configs:
+                    raise BudgetExceededError(
+                        f"the text splits into lexemes in over {self.max_configs} live ways: the "
+                        f"grammar's terminals are ambiguous where they meet (e.g. A* with A: /a+/)")
                 configs = tuple(nxt.values())
         return CfgState(configs)
 
