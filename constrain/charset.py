@@ -172,3 +172,30 @@ def _split(lo: int, hi: int, out: list) -> None:
                 return
     a, b = _encode(lo), _encode(hi)
     out.append([(a[k], b[k]) for k in range(n)])
+
+
+# --- IGNORECASE --------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def case_sensitive() -> CharSet:
+    """Code points whose matching ``re.IGNORECASE`` can change: the cased ones (simple lower or
+    upper mapping differs), their lowercase forms, and ``re``'s extra case equivalences.
+
+    Any other character has itself as lower and upper case, so ``re`` matches it under
+    IGNORECASE exactly as without (its compiler only lowers the character and the pattern).
+    """
+    import _sre
+
+    try:
+        from re._casefix import _EXTRA_CASES  # Python 3.11+
+    except ImportError:  # pragma: no cover - Python 3.10
+        from sre_compile import _ignorecase_fixes as _EXTRA_CASES
+
+    points = set()
+    for cp in range(MAX_CODE_POINT + 1):
+        if _sre.unicode_iscased(cp):
+            points.update((cp, _sre.unicode_tolower(cp)))
+    for cp, others in _EXTRA_CASES.items():
+        points.update((cp, *others))
+    return normalize((cp, cp) for cp in points)

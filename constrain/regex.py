@@ -13,7 +13,14 @@ Two encodings of characters are supported:
 Two match modes: ``fullmatch_term`` (the whole text matches, like ``re.fullmatch``) and
 ``search_term`` (a match anywhere, like ``re.search``, which is what JSON Schema's ``pattern``
 means). Anchors are supported at the start and end of top-level branches, where they are anchors
-in practice; elsewhere they raise ``RegexError``.
+in practice; elsewhere they raise ``RegexError``, except MULTILINE ``^`` and ``$``, which are
+lookarounds for a newline there.
+
+Lookarounds on one character constrain the text around them within the match: the text before
+a lookbehind, the text after a lookahead (see ``_Assertions``). One that would look outside the
+match (a lookbehind with nothing before it in the pattern, a lookahead with nothing after it)
+raises ``RegexError``: a lexer matching the pattern inside a longer text would see characters
+there that ``re.fullmatch`` does not.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import enum
 from . import charset as cs
 from .errors import RegexError
 from .regex_parser import parse
-from .terms import EPS, INF, TermStore
+from .terms import EMPTY, EPS, INF, TermStore
 
 
 class Encoding(enum.Enum):
@@ -35,6 +42,8 @@ _JSON_SHORT = {0x22: b'\\"', 0x5C: b"\\\\", 0x2F: b"\\/", 8: b"\\b", 12: b"\\f",
                9: b"\\t"}
 _CONTROLS = cs.normalize([(0, 0x1F)])
 _MUST_ESCAPE = cs.union(_CONTROLS, cs.single(0x22), cs.single(0x5C))
+_NEWLINE = cs.single(10)
+_MAX_UNROLL = 16  # a repetition holding a lookaround is unrolled, up to this many times
 
 
 class Lowering:
@@ -126,27 +135,150 @@ class Lowering:
         raise RegexError("anchors are supported only at the start or end of the pattern "
                          "(or of its top-level alternatives)", pattern, node[1])
 
+    def core(self, node: tuple, encoding: Encoding, pattern: str) -> int:
+        """A branch's core (no anchors at its ends): its lookarounds constrain the text around them."""
+        if not _has_assertion(node):
+            return self.node(node, encoding, pattern)
+        return _Assertions(self, encoding, pattern).lower(node)
+
     def fullmatch(self, pattern: str, encoding: Encoding = Encoding.RAW) -> int:
         """The term of strings ``s`` with ``re.fullmatch(pattern, s)``."""
         st = self.store
-        return st.alt(*[self.node(core, encoding, pattern) for _, _, core in _branches(parse(pattern), pattern)])
+        return st.alt(*[self.core(core, encoding, pattern) for _, _, core in _branches(parse(pattern), pattern)])
 
     def search(self, pattern: str, encoding: Encoding = Encoding.JSON) -> int:
         """The term of strings ``s`` with ``re.search(pattern, s)``."""
         st = self.store
         anything = st.star(self.charset(cs.ANY, encoding))
-        newline = self.charset(cs.single(10), encoding)
+        newline = self.charset(_NEWLINE, encoding)
+        heads = {None: anything, "bos": EPS, "bol": st.opt(st.cat(anything, newline))}
+        tails = {None: anything, "eos": EPS,
+                 "eol": st.opt(newline),  # Python's $: at the end, or before a newline that ends the string
+                 "eolm": st.opt(st.cat(newline, anything))}
         out = []
         for start, end, core in _branches(parse(pattern), pattern):
-            head = EPS if start else anything
-            if end == "eos":
-                tail = EPS
-            elif end == "eol":  # Python's $: at the end, or before a newline that ends the string
-                tail = st.opt(newline)
-            else:
-                tail = anything
-            out.append(st.seq(head, self.node(core, encoding, pattern), tail))
+            out.append(st.seq(heads[start], self.core(core, encoding, pattern), tails[end]))
         return st.alt(*out)
+
+
+class _Assertions:
+    """Lowers a core holding one-character lookarounds, left to right.
+
+    The state maps a pending lookahead (the characters the next one may be, and the assertion's
+    position) or None to the term of the text matched so far. A lookbehind intersects that text
+    with "ends with X": ``A(?<=X)B`` is ``(A ∧ Σ*X)·B``. A lookahead leaves a condition that the
+    next item to match a character meets: ``A(?=X)B`` is ``A·(B ∧ XΣ*)``. Alternatives carry the
+    state through each branch; repetitions are unrolled.
+    """
+
+    def __init__(self, low: Lowering, encoding: Encoding, pattern: str):
+        self.low = low
+        self.st = low.store
+        self.encoding = encoding
+        self.pattern = pattern
+        self.anything = self.st.star(low.charset(cs.ANY, encoding))
+
+    def lower(self, node: tuple) -> int:
+        states = self.walk(node, {None: EPS})
+        for pending, term in states.items():
+            if pending is not None and term != EMPTY:
+                raise RegexError("lookaround looking past the match (a lookahead or MULTILINE $ with nothing "
+                                 "after it in the pattern) is not supported", self.pattern, pending[1])
+        return states.get(None, EMPTY)
+
+    def walk(self, node: tuple, states: dict) -> dict:
+        if not _has_assertion(node):
+            return self.consume(self.low.node(node, self.encoding, self.pattern), states)
+        kind = node[0]
+        if kind == "cat":
+            for n in node[1]:
+                states = self.walk(n, states)
+            return states
+        if kind == "alt":
+            return self.merge(*[self.walk(n, states) for n in node[1]])
+        if kind == "rep":
+            return self.repeat(node, states)
+        return self.assertion(_as_look(node), states)
+
+    def consume(self, term: int, states: dict) -> dict:
+        """The states after an assertion-free item ``term``, which meets any pending lookahead."""
+        st = self.st
+        out: dict = {}
+        for pending, before in states.items():
+            if pending is None:
+                self.add(out, None, st.cat(before, term))
+                continue
+            first = st.and_(term, st.cat(self.low.charset(pending[0], self.encoding), self.anything))
+            self.add(out, None, st.cat(before, first))
+            if st.nullable[term]:  # matching nothing, it leaves the condition to the next item
+                self.add(out, pending, before)
+        return out
+
+    def repeat(self, node: tuple, states: dict) -> dict:
+        _, child, lo, hi = node
+        if hi is None or hi > _MAX_UNROLL:
+            raise RegexError(f"lookaround assertions are supported in repetitions of at most {_MAX_UNROLL} "
+                             "times", self.pattern, next(_assertions(child))[1])
+        for _ in range(lo):
+            states = self.walk(child, states)
+        for _ in range(hi - lo):
+            states = self.merge(states, self.walk(child, states))
+        return states
+
+    def assertion(self, look: tuple, states: dict) -> dict:
+        _, pos, behind, negate, chars = look
+        st = self.st
+        out: dict = {}
+        if behind:
+            # The text before is not empty, so "does not end with X" is "ends with a character not in X".
+            last = cs.complement(chars) if negate else chars
+            ends = st.cat(self.anything, self.low.charset(last, self.encoding))
+            for pending, before in states.items():
+                if st.nullable[before]:
+                    raise RegexError("lookaround looking before the match (a lookbehind or MULTILINE ^ with "
+                                     "nothing before it in the pattern) is not supported", self.pattern, pos)
+                self.add(out, pending, st.and_(before, ends))
+            return out
+        allowed = cs.complement(chars) if negate else chars
+        for pending, before in states.items():
+            key = (allowed, pos) if pending is None else (cs.intersection(pending[0], allowed), pending[1])
+            self.add(out, key, before)
+        return out
+
+    def merge(self, *all_states: dict) -> dict:
+        out: dict = {}
+        for states in all_states:
+            for key, term in states.items():
+                self.add(out, key, term)
+        return out
+
+    def add(self, states: dict, key, term: int) -> None:
+        states[key] = self.st.alt(states.get(key, EMPTY), term)
+
+
+def _as_look(node: tuple) -> tuple:
+    """MULTILINE ^ and $ inside a branch: a newline before, a newline after (the string's ends
+    lie outside the match there, which ``_Assertions`` refuses to look at)."""
+    if node[0] == "bol":
+        return ("look", node[1], True, False, _NEWLINE)
+    if node[0] == "eolm":
+        return ("look", node[1], False, False, _NEWLINE)
+    return node
+
+
+def _assertions(node: tuple):
+    """The lookarounds (and MULTILINE anchors) in ``node``, in pattern order."""
+    if node[0] in ("look", "bol", "eolm"):
+        yield node
+    elif node[0] in ("cat", "alt"):
+        for n in node[1]:
+            yield from _assertions(n)
+    elif node[0] == "rep":
+        yield from _assertions(node[1])
+
+
+def _has_assertion(node: tuple) -> bool:
+    return next(_assertions(node), None) is not None
 
 
 def _digit_ranges(lo: int, hi: int, width: int) -> list[list[tuple[int, int]]]:
@@ -180,7 +312,10 @@ def _hex_digits(st: TermStore, a: int, b: int) -> int:
 
 
 def _is_anchor(node: tuple) -> bool:
-    return node[0] in ("bos", "eos", "eol")
+    return node[0] in ("bos", "eos", "eol", "bol", "eolm")
+
+
+_END_STRENGTH = {None: 0, "eolm": 1, "eol": 2, "eos": 3}  # where several end anchors meet, the strictest holds
 
 
 def _has_anchor(node: tuple) -> bool:
@@ -197,34 +332,32 @@ def _items(node: tuple) -> list[tuple]:
     return list(node[1]) if node[0] == "cat" else [node]
 
 
-def _branches(node: tuple, pattern: str) -> list[tuple[bool, str | None, tuple]]:
-    """Split the pattern into (anchored at start, end anchor, anchor-free core) branches."""
+def _branches(node: tuple, pattern: str) -> list[tuple[str | None, str | None, tuple]]:
+    """Split the pattern into (start anchor, end anchor, core) branches; the core's only anchors
+    are MULTILINE ones inside it, which lower as lookarounds."""
     if node[0] == "alt":
         return [b for n in node[1] for b in _branches(n, pattern)]
     items = _items(node)
-    start = False
-    while items and (items[0][0] == "bos"):
-        start = True
+    start = None
+    while items and items[0][0] in ("bos", "bol"):
+        start = "bos" if "bos" in (start, items[0][0]) else "bol"  # \A is stricter than a line start
         items.pop(0)
     end = None
-    while items and items[-1][0] in ("eol", "eos"):
-        end = "eos" if items[-1][0] == "eos" or end == "eos" else "eol"
-        items.pop()
+    while items and items[-1][0] in _END_STRENGTH:
+        end = max(end, items.pop()[0], key=_END_STRENGTH.get)
+    head = [(start, -1)] if start else []
+    tail = [(end, -1)] if end else []
     # Distribute a leading or trailing group whose alternatives carry anchors: (^a|b)c -> ^ac | bc
     if items and items[0][0] == "alt" and _has_anchor(items[0]) and not start:
         rest = items[1:]
-        tail = [("eos", -1)] if end == "eos" else [("eol", -1)] if end == "eol" else []
         return [b for alt in items[0][1] for b in _branches(("cat", tuple(_items(alt) + rest + tail)), pattern)]
     if items and items[-1][0] == "alt" and _has_anchor(items[-1]) and end is None:
-        head = [("bos", -1)] if start else []
         rest = items[:-1]
         return [b for alt in items[-1][1] for b in _branches(("cat", tuple(head + rest + _items(alt))), pattern)]
     if items and items[0][0] == "cat" and _has_anchor(items[0]) or items and items[-1][0] == "cat" and _has_anchor(items[-1]):
         flat = []
         for it in items:
             flat.extend(_items(it) if it[0] == "cat" else [it])
-        head = [("bos", -1)] if start else []
-        tail = [("eos", -1)] if end == "eos" else [("eol", -1)] if end == "eol" else []
         return _branches(("cat", tuple(head + flat + tail)), pattern)
     core = ("cat", tuple(items))
     for it in items:
@@ -233,7 +366,7 @@ def _branches(node: tuple, pattern: str) -> list[tuple[bool, str | None, tuple]]
 
 
 def _reject_anchors(node: tuple, pattern: str) -> None:
-    if _is_anchor(node):
+    if node[0] in ("bos", "eos", "eol"):
         raise RegexError("anchors are supported only at the start or end of the pattern "
                          "(or of its top-level alternatives)", pattern, node[1])
     if node[0] in ("cat", "alt"):

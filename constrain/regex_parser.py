@@ -9,16 +9,23 @@ AST nodes are tuples:
 - ``("cat", (node, ...))`` and ``("alt", (node, ...))``
 - ``("rep", node, min, max)`` with ``max`` = None for unbounded
 - ``("bos", pos)`` (``^``, ``\\A``), ``("eos", pos)`` (``\\Z``), ``("eol", pos)`` (``$``: end, or before a
-  final newline); ``pos`` is the anchor's offset in the pattern
+  final newline), ``("bol", pos)`` and ``("eolm", pos)`` (``^`` and ``$`` under MULTILINE: at a line
+  start, or at a line end); ``pos`` is the anchor's offset in the pattern
+- ``("look", pos, behind, negate, CharSet)``: a lookaround assertion on one character,
+  ``(?=X)``, ``(?!X)``, ``(?<=X)`` or ``(?<!X)``
 
-Constructs that are not regular or that we do not enforce (backreferences, lookarounds, word
-boundaries, inline flags, atomic groups, possessive quantifiers) raise ``RegexError`` naming the
-construct and its position.
+Inline flags (``(?i)``, ``(?s:...)``, ``(?x-i:...)``, ...) are applied while parsing: the AST has
+no flags left in it. Constructs that are not regular or that we do not enforce (backreferences,
+lookarounds on more than one character, word boundaries, atomic groups, possessive quantifiers,
+the LOCALE and TEMPLATE flags) raise ``RegexError`` naming the construct and its position.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
+import warnings
 
 from . import charset as cs
 from .errors import RegexError
@@ -27,6 +34,17 @@ MAX_REPEAT = 4294967295  # Python's MAXREPEAT
 
 _OCTAL = "01234567"
 _SIMPLE_ESCAPES = {"a": 7, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92}
+_ANCHORS = ("bos", "eos", "eol", "bol", "eolm")
+
+# Inline flag letters and their ``re`` values ("t" is TEMPLATE: accepted by Python 3.11, refused here).
+_FLAGS = {"i": int(re.I), "L": int(re.L), "m": int(re.M), "s": int(re.S), "x": int(re.X), "a": int(re.A),
+          "u": int(re.U), "t": 1}
+_TYPE_FLAGS = int(re.A | re.L | re.U)
+_VERBOSE_SPACE = " \t\n\r\v\f"
+
+# \d \w \s under the ASCII flag (sre's ASCII categories; str.isspace would add \x1c-\x1f).
+_ASCII_CLASSES = {"d": cs.normalize([(48, 57)]), "w": cs.normalize([(48, 57), (65, 90), (95, 95), (97, 122)]),
+                  "s": cs.normalize([(9, 13), (32, 32)])}
 
 
 def parse(pattern: str) -> tuple:
@@ -36,12 +54,50 @@ def parse(pattern: str) -> tuple:
     return _Parser(pattern).parse()
 
 
+def has_lazy_quantifier(pattern: str) -> bool:
+    """Whether ``pattern`` holds a lazy quantifier (``*?``, ``+?``, ``??``, ``{m,n}?``).
+
+    Under ``re.fullmatch`` a lazy quantifier matches what the greedy one does, but under ``re.match``
+    (a lexer) it stops at the first match; raises ``RegexError`` as ``parse`` does.
+    """
+    parser = _Parser(pattern)
+    parser.parse()
+    return parser.lazy
+
+
+def _combine_flags(flags: int, add: int, remove: int) -> int:
+    """The flags inside ``(?add-remove:...)``, as Python combines them (a, u, L replace each other)."""
+    if add & _TYPE_FLAGS:
+        flags &= ~_TYPE_FLAGS
+    return (flags | add) & ~remove
+
+
+@functools.lru_cache(maxsize=4096)
+def _ignore_case(chars: cs.CharSet, fragment: str, ascii_only: bool) -> cs.CharSet:
+    """What the one-character ``fragment`` (whose set is ``chars``) matches under IGNORECASE.
+
+    Python's case-insensitive rules are subtle (simple case mappings, extra equivalences, negated
+    classes complemented after folding, categories tested on the lowered character), so ``re``
+    itself decides, for the few thousand characters that IGNORECASE can affect.
+    """
+    flags = re.I | (re.A if ascii_only else 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # FutureWarning: possible nested set
+        rx = re.compile(fragment, flags)
+    sensitive = cs.case_sensitive()
+    matched = [(cp, cp) for lo, hi in sensitive for cp in range(lo, hi + 1) if rx.fullmatch(chr(cp))]
+    return cs.union(cs.difference(chars, sensitive), cs.normalize(matched))
+
+
 class _Parser:
     def __init__(self, pattern: str):
         self.p = pattern
         self.i = 0
         self.groups = 0
         self.names: set[str] = set()
+        self.flags = 0  # the inline flags in effect here
+        self.depth = 0  # group nesting: global flags are allowed only at the top
+        self.lazy = False  # a lazy quantifier was seen
 
     # -- helpers ------------------------------------------------------------------------
     def error(self, message: str, pos: int | None = None) -> RegexError:
@@ -57,6 +113,25 @@ class _Parser:
             return True
         return False
 
+    def next_char(self) -> str | None:
+        c = self.peek()
+        if c is not None:
+            self.i += 1
+        return c
+
+    def skip_verbose(self) -> None:
+        """Under VERBOSE, whitespace and ``#`` comments between items are not part of the pattern."""
+        if not self.flags & re.X:
+            return
+        while (c := self.peek()) is not None:
+            if c in _VERBOSE_SPACE:
+                self.i += 1
+            elif c == "#":
+                end = self.p.find("\n", self.i)
+                self.i = len(self.p) if end < 0 else end + 1
+            else:
+                return
+
     # -- grammar ------------------------------------------------------------------------
     def parse(self) -> tuple:
         node = self.alternation()
@@ -65,51 +140,47 @@ class _Parser:
         return node
 
     def alternation(self) -> tuple:
-        branches = [self.sequence()]
+        branches = [self.sequence(first=self.depth == 0)]
         while self.eat("|"):
-            branches.append(self.sequence())
+            branches.append(self.sequence(first=False))
         return branches[0] if len(branches) == 1 else ("alt", tuple(branches))
 
-    def sequence(self) -> tuple:
-        items = []
-        while self.i < len(self.p) and self.peek() not in "|)":
-            start = self.i
-            atom = self.atom()
-            if atom is None:
-                continue  # a comment group
-            atom = self.quantifiers(atom, start)
-            items.append(atom)
+    def sequence(self, first: bool) -> tuple:
+        """Items up to ``|`` or ``)``; ``first``: the pattern's first branch, where global flags may be."""
+        items: list[tuple] = []
+        quantified = False  # the last item is a quantifier's result (a second one is a "multiple repeat")
+        while True:
+            self.skip_verbose()
+            c = self.peek()
+            if c is None or c in "|)":
+                break
+            if c in "*+?" or (c == "{" and self.braces_is_quantifier()):
+                items.append(self.quantifier(items.pop() if items else None, quantified))
+                quantified = True
+                continue
+            atom = self.atom(at_start=first and not items)
+            if atom is not None:  # None: a comment or global flags
+                items.append(atom)
+                quantified = False
         return items[0] if len(items) == 1 else ("cat", tuple(items))
 
-    def quantifiers(self, atom: tuple, start: int) -> tuple:
-        while True:
-            pos = self.i
-            c = self.peek()
-            if c == "*":
-                lo, hi = 0, None
-                self.i += 1
-            elif c == "+":
-                lo, hi = 1, None
-                self.i += 1
-            elif c == "?":
-                lo, hi = 0, 1
-                self.i += 1
-            elif c == "{":
-                bounds = self.braces()
-                if bounds is None:
-                    return atom
-                lo, hi = bounds
-            else:
-                return atom
-            if atom[0] in ("bos", "eos", "eol"):
-                raise self.error("nothing to repeat", pos)
-            if atom[0] == "rep" and self.p[pos - 1] in "*+?}" and pos > start:
-                # Python rejects a repeated repeat such as a** (but allows (a*)*).
-                raise self.error("multiple repeat", pos)
-            if self.eat("+"):
-                raise self.error("possessive quantifier is not supported", pos)
-            self.eat("?")  # lazy quantifiers match the same language
-            atom = ("rep", atom, lo, hi)
+    def quantifier(self, item: tuple | None, quantified: bool) -> tuple:
+        pos = self.i
+        if self.peek() == "{":
+            lo, hi = self.braces()
+        else:
+            lo, hi = {"*": (0, None), "+": (1, None), "?": (0, 1)}[self.next_char()]
+        if item is None or item[0] in _ANCHORS:
+            raise self.error("nothing to repeat", pos)
+        if quantified:  # Python rejects a repeated repeat such as a** (but allows (a*)*)
+            raise self.error("multiple repeat", pos)
+        if item[0] == "look":
+            raise self.error("a repeated lookaround assertion is not supported", pos)
+        if self.eat("+"):
+            raise self.error("possessive quantifier is not supported", pos)
+        if self.eat("?"):  # lazy: the same language under fullmatch, but the lexer needs to know
+            self.lazy = True
+        return ("rep", item, lo, hi)
 
     def braces(self):
         """Parse {m}, {m,}, {,n}, {m,n}; return None (and consume nothing) if it is a literal '{'."""
@@ -148,31 +219,30 @@ class _Parser:
         if n >= MAX_REPEAT:
             raise self.error("the repetition number is too large", pos)
 
-    def atom(self):
+    def atom(self, at_start: bool):
         c = self.peek()
         pos = self.i
         if c == "(":
-            return self.group()
-        if c == "[":
-            return ("set", self.char_class())
+            return self.group(at_start)
         if c == ".":
             self.i += 1
-            return ("set", cs.complement(cs.single(10)))
+            return ("set", cs.ANY if self.flags & re.S else cs.complement(cs.single(10)))
         if c == "^":
             self.i += 1
-            return ("bos", pos)
+            return ("bol" if self.flags & re.M else "bos", pos)
         if c == "$":
             self.i += 1
-            return ("eol", pos)
-        if c == "\\":
-            return self.escape(in_class=False)
-        if c in "*+?":
-            raise self.error("nothing to repeat")
-        if c == "{" and self.braces_is_quantifier():
-            raise self.error("nothing to repeat")
-        self.i += 1
-        assert pos < len(self.p)
-        return ("set", cs.single(ord(c)))
+            return ("eolm" if self.flags & re.M else "eol", pos)
+        if c == "[":
+            node = ("set", self.char_class())
+        elif c == "\\":
+            node = self.escape(in_class=False)
+        else:
+            self.i += 1
+            node = ("set", cs.single(ord(c)))
+        if node[0] == "set" and self.flags & re.I:
+            node = ("set", _ignore_case(node[1], self.p[pos:self.i], bool(self.flags & re.A)))
+        return node
 
     def braces_is_quantifier(self) -> bool:
         save = self.i
@@ -181,10 +251,11 @@ class _Parser:
         finally:
             self.i = save
 
-    def group(self):
+    def group(self, at_start: bool):
         start = self.i
         self.i += 1
         capturing = True
+        flags = self.flags
         if self.eat("?"):
             if self.peek() is None or self.p[self.i:] in ("P", "<"):
                 raise self.error("unexpected end of pattern", len(self.p))
@@ -209,21 +280,109 @@ class _Parser:
                 self.i = end + 1
                 return None
             elif self.p.startswith(("=", "!", "<=", "<!"), self.i):
-                raise self.error("lookaround assertions are not supported", start)
+                return self.lookaround(start)
             elif self.eat("P="):
                 raise self.error("backreferences are not supported", start)
             elif self.eat(">"):
                 raise self.error("atomic groups are not supported", start)
             elif self.eat("("):
                 raise self.error("conditional groups are not supported", start)
+            elif self.peek() in _FLAGS or self.peek() == "-":
+                add, remove, scoped = self.inline_flags()
+                if not scoped:
+                    self.global_flags(add, start, at_start)
+                    return None
+                capturing = False
+                flags = _combine_flags(self.flags, add, remove)
             else:
-                raise self.error("inline flags and other (?...) extensions are not supported", start)
+                raise self.error(f"unknown extension ?{self.peek()}", start + 1)
         if capturing:
             self.groups += 1
-        node = self.alternation()
+        node = self.subpattern(flags)
         if not self.eat(")"):
             raise self.error("missing ), unterminated subpattern", start)
         return node
+
+    def subpattern(self, flags: int) -> tuple:
+        """The alternation inside a group, parsed under ``flags``."""
+        saved = self.flags
+        self.flags = flags
+        self.depth += 1
+        try:
+            return self.alternation()
+        finally:
+            self.flags = saved
+            self.depth -= 1
+
+    def inline_flags(self) -> tuple[int, int, bool]:
+        """The letters of ``(?aimsux-imsx:`` or ``(?aimsux)`` (``self.i`` just past ``(?``):
+        ``(added, removed, scoped)``, with Python's errors and positions."""
+        add = remove = 0
+        c = self.next_char()
+        if c != "-":
+            while True:
+                if c == "L":
+                    raise self.error("bad inline flags: cannot use 'L' flag with a str pattern")
+                if c == "t":
+                    raise self.error("the TEMPLATE inline flag (?t) is not supported", self.i - 1)
+                flag = _FLAGS[c]
+                add |= flag
+                if flag & _TYPE_FLAGS and add & _TYPE_FLAGS != flag:
+                    raise self.error("bad inline flags: flags 'a', 'u' and 'L' are incompatible")
+                c = self.next_char()
+                if c is None:
+                    raise self.error("missing -, : or )")
+                if c in ")-:":
+                    break
+                if c not in _FLAGS:
+                    raise self.error("unknown flag" if c.isalpha() else "missing -, : or )", self.i - 1)
+        if c == ")":
+            return add, 0, False
+        if c == "-":
+            c = self.next_char()
+            if c is None:
+                raise self.error("missing flag")
+            if c not in _FLAGS:
+                raise self.error("unknown flag" if c.isalpha() else "missing flag", self.i - 1)
+            while True:
+                if c == "t":
+                    raise self.error("the TEMPLATE inline flag (?t) is not supported", self.i - 1)
+                if _FLAGS[c] & _TYPE_FLAGS:
+                    raise self.error("bad inline flags: cannot turn off flags 'a', 'u' and 'L'")
+                remove |= _FLAGS[c]
+                c = self.next_char()
+                if c is None:
+                    raise self.error("missing :")
+                if c == ":":
+                    break
+                if c not in _FLAGS:
+                    raise self.error("unknown flag" if c.isalpha() else "missing :", self.i - 1)
+        if add & remove:
+            raise self.error("bad inline flags: flag turned on and off", self.i - 1)
+        return add, remove, True
+
+    def global_flags(self, add: int, start: int, at_start: bool) -> None:
+        """``(?flags)``: Python allows it only before any item of the pattern's first branch, so it
+        applies to the whole pattern."""
+        if not at_start:
+            raise self.error("global flags not at the start of the expression", start)
+        flags = self.flags | add
+        if flags & re.A and flags & re.U:
+            raise self.error("ASCII and UNICODE flags are incompatible", start)
+        self.flags = flags
+
+    def lookaround(self, start: int) -> tuple:
+        """``(?=X)``, ``(?!X)``, ``(?<=X)``, ``(?<!X)``: supported where X is one character."""
+        behind = self.eat("<")
+        negate = self.next_char() == "!"
+        inner = self.subpattern(self.flags)
+        if not self.eat(")"):
+            raise self.error("missing ), unterminated subpattern", start)
+        chars = _one_char(inner)
+        if chars is None:
+            raise self.error("lookaround assertions are supported only on one character or character class",
+                             start)
+        return ("look", start, behind, negate, chars)
 
     def escape(self, in_class: bool):
         start = self.i
@@ -237,7 +396,10 @@ class _Parser:
         if c == "b" and in_class:
             return ("set", cs.single(8))
         if c in "dDwWsS":
-            base = {"d": cs.digit, "w": cs.word, "s": cs.space}[c.lower()]()
+            if self.flags & re.A:
+                base = _ASCII_CLASSES[c.lower()]
+            else:
+                base = {"d": cs.digit, "w": cs.word, "s": cs.space}[c.lower()]()
             return ("set", base if c.islower() else cs.complement(base))
         if c == "x":
             return ("set", cs.single(self.hex_digits(2, start)))
@@ -348,3 +510,14 @@ class _Parser:
             return node[1]
         self.i += 1
         return cs.single(ord(c))
+
+
+def _one_char(node: tuple) -> cs.CharSet | None:
+    """The characters of a pattern that matches exactly one character (a set, or sets in
+    alternation), else None."""
+    if node[0] == "set":
+        return node[1]
+    if node[0] == "alt":
+        parts = [_one_char(n) for n in node[1]]
+        return None if any(p is None for p in parts) else cs.union(*parts)
+    return None

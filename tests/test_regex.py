@@ -25,6 +25,10 @@ from hypothesis import strategies as st
 
 import constrain
 from constrain import charset as cs
+from constrain.automaton import DEAD, LazyDFA
+from constrain.regex import Encoding, Lowering
+from constrain.regex_parser import has_lazy_quantifier, parse
+from constrain.terms import TermStore
 from tests.tokenizers import TokenizerUnderTest
 
 TOKENIZERS = ["smollm2", "llama3.2"]
@@ -159,6 +163,7 @@ def check_string(tok: Tok, grammar, text: str, ids: list[int], expected: bool, *
 # --------------------------------------------------------------------------------------------------
 # ("lit", ch) | ("cls", items, negated) | ("esc", "d"|"w"|...) | ("dot",) | ("cat", [n...])
 # | ("alt", [n...]) | ("rep", n, lo, hi|None, form, lazy) | ("grp", n, kind)
+# | ("flags", n, on, off) (a scoped (?on-off:...)) | ("look", "="|"!"|"<="|"<!", atom)
 # class items: ("ch", c) | ("range", a, b) | ("esc", "d"|...)
 
 
@@ -209,6 +214,10 @@ def render(node, counter=None) -> str:
         return "".join(render(n, counter) for n in node[1])
     if kind == "alt":
         return "|".join(render(n, counter) for n in node[1])
+    if kind == "flags":
+        return f"(?{node[2]}{'-' + node[3] if node[3] else ''}:{render(node[1], counter)})"
+    if kind == "look":
+        return f"(?{node[1]}{render(node[2], counter)})"
     if kind == "grp":
         inner = render(node[1], counter)
         if node[2] == "cap":
@@ -259,8 +268,10 @@ def sample(node, rnd: random.Random) -> str:
         return "".join(sample(n, rnd) for n in node[1])
     if kind == "alt":
         return sample(rnd.choice(node[1]), rnd)
-    if kind == "grp":
+    if kind in ("grp", "flags"):
         return sample(node[1], rnd)
+    if kind == "look":
+        return ""
     if kind == "rep":
         lo, hi = node[2], node[3]
         n = rnd.randint(lo, lo + 3 if hi is None else hi)
@@ -560,16 +571,15 @@ def test_large_repetition_masks_are_capped(tok_name):
 
 UNSUPPORTED = [
     # pattern, position, a word of the message
-    ("(?=a)b", 0, "lookaround"),
-    ("a(?!b)", 1, "lookaround"),
-    ("(?<=a)b", 0, "lookaround"),
-    ("x(?<!a)b", 1, "lookaround"),
+    ("(?=ab)c", 0, "lookaround"),
+    ("a(?!b)", 1, "lookahead"),
+    ("(?<=a)b", 0, "lookbehind"),
+    ("x(?<!ab)c", 1, "lookaround"),
     ("(a)\\1", 3, "backreference"),
     ("(?P<x>a)(?P=x)", 8, "backreference"),
     ("\\bfoo", 0, "boundary"),
     ("a\\B", 1, "boundary"),
-    ("(?i)abc", 0, "flag"),
-    ("a(?i:b)", 1, "flag"),
+    ("(?t)abc", 2, "template"),
     ("(?>a)", 0, "atomic"),
     ("a*+", 1, "possessive"),
     ("ab++", 2, "possessive"),
@@ -598,7 +608,11 @@ SYNTAX_ERRORS = ["(a", "a)", "[a", "*a", "a**", "\\", "\\q", "x{3,2}", "[b-a]", 
                  "(?P<1>a)", "a|*", "\\u12", "\\U00110000", "[\\d-z]", "{2}", "a{2}{3}", "(?#unterminated",
                  "\\8", "[\\8]", "[\\A]", "\\18", "(a)\\2", "\\400", "[\\400]", "\\1a",
                  "(?<", "(?", "(?P", "(?P<", "(?P<n", "(?P<n>a)(?P<n>b)", "(?P<n>a)|(?P<n>b)", "\\N", "\\N{",
-                 "\\N{}", "\\N{a"]
+                 "\\N{}", "\\N{a",
+                 # inline flags
+                 "a(?i)b", "a|(?i)b", "(?:)(?i)", "(?x:a)(?i)", "(?L)a", "(?au)a", "(?-a:a)", "(?i-a:b)", "(?i-:a)",
+                 "(?-i)a", "(?i", "(?-", "(?i-m", "(?i-i:a)", "(?iq)", "(?i-q:a)", "(?i;a)", "(?Q)", "(?x)a* ?",
+                 "(?x)* a", "(?=a", "(?<!a"]
 
 
 @pytest.mark.parametrize("pattern", SYNTAX_ERRORS)
@@ -703,3 +717,323 @@ def test_shorthand_classes_sampled_against_re():
             if 0xD800 <= cp <= 0xDFFF:
                 continue
             assert (rx.fullmatch(chr(cp)) is not None) == cs.contains(s, cp), (name, hex(cp))
+
+
+# --------------------------------------------------------------------------------------------------
+# Inline flags, one-character lookarounds, lazy quantifiers (checked on the byte-level DFA)
+# --------------------------------------------------------------------------------------------------
+
+
+def dfa_fullmatch(pattern: str):
+    """A predicate: does the byte-level DFA of ``pattern`` accept the whole text?"""
+    store = TermStore()
+    dfa = LazyDFA(store, Lowering(store).fullmatch(pattern, Encoding.RAW))
+
+    def accepts(text: str) -> bool:
+        state = dfa.step(dfa.start, text.encode())
+        return state != DEAD and bool(dfa.accepting[state])
+
+    return accepts
+
+
+def check_against_re(pattern: str, strings) -> None:
+    accepts = dfa_fullmatch(pattern)
+    rx = re.compile(pattern)
+    for s in dict.fromkeys(strings):
+        assert accepts(s) == (rx.fullmatch(s) is not None), (pattern, s)
+
+
+def all_strings(alphabet, max_len: int) -> list[str]:
+    out = [""]
+    for _ in range(max_len):
+        out += [s + c for s in out if len(s) == len(out[-1]) for c in alphabet]
+    return out
+
+
+# Characters whose case rules are irregular: the Kelvin sign and long s (extra equivalences), ß and
+# capital ß (only one of them is cased), dotted and dotless i, final sigma, the micro sign,
+# titlecase DŽ, a Deseret letter (beyond the BMP).
+CASE_CHARS = ["a", "A", "k", "K", "\u212a", "s", "S", "\u017f", "ß", "\u1e9e", "i", "I", "\u0130", "\u0131",
+              "σ", "Σ", "ς", "é", "É", "µ", "μ", "Μ", "\u01c4", "\u01c5", "\u01c6", "\U00010400", "\U00010428",
+              "1", "_", " ", "\n", "-"]
+CASE_GROUPS: dict[str, list[str]] = {}
+for _c in CASE_CHARS:
+    CASE_GROUPS.setdefault(_c.casefold(), []).append(_c)
+
+case_literal = st.builds(lambda c, f: ("lit", c, f), st.sampled_from(CASE_CHARS), st.integers(0, 7))
+case_class = st.builds(lambda items, neg: ("cls", items, neg), st.lists(st.one_of(
+    st.builds(lambda c, f: ("ch", c, f), st.sampled_from(CASE_CHARS), st.integers(0, 7)),
+    st.sampled_from([("range", "a", "z"), ("range", "A", "Z"), ("range", "K", "k"), ("range", "À", "ÿ"),
+                     ("range", "\u0100", "\u024f"), ("range", "Α", "ω"), ("range", "\u2100", "\u2200")]),
+    st.builds(lambda e: ("esc", e), shorthand)), min_size=1, max_size=3), st.booleans())
+case_atom = st.one_of(case_literal, case_literal, case_class, st.just(("dot",)),
+                      st.builds(lambda e: ("esc", e), shorthand))
+
+
+@st.composite
+def flagged(draw, children):
+    on = draw(st.sampled_from(["", "i", "s", "m", "x", "a", "u", "is", "ix", "ia", "ms", "sx"]))
+    off = "".join(c for c in draw(st.sampled_from(["", "i", "s", "x", "im"])) if c not in on)
+    return ("flags", draw(children), on if on or off else "i", off)
+
+
+case_ast = st.recursive(case_atom, lambda children: st.one_of(extend(children), flagged(children)), max_leaves=8)
+
+
+def case_variant(s: str, rnd: random.Random) -> str:
+    """``s`` with characters swapped for others of the same case fold, now and then."""
+    return "".join(rnd.choice(CASE_GROUPS.get(c.casefold(), [c])) if rnd.random() < 0.7 else c for c in s)
+
+
+@settings(max_examples=150, **PROPERTY_SETTINGS)
+@given(ast=case_ast, head=st.sampled_from(["", "(?i)", "(?s)", "(?x)", "(?a)", "(?ai)", "(?ix)", "(?m)"]),
+       rnd=st.randoms(use_true_random=False), randoms=st.lists(st.text(alphabet=CASE_CHARS, max_size=4), max_size=4))
+def test_inline_flags_agree_with_re(ast, head, rnd, randoms):
+    """Scoped and global flags (IGNORECASE with Unicode's irregular cases, DOTALL, VERBOSE, ASCII)."""
+    pattern = head + render(ast)
+    generated = [sample(ast, rnd) for _ in range(3)]
+    strings = generated + [case_variant(g, rnd) for g in generated for _ in range(3)] + randoms
+    check_against_re(pattern, strings + [mutate(g, rnd) for g in generated])
+
+
+@pytest.mark.parametrize("pattern,strings", [
+    ("(?i:select)", ["select", "SELECT", "SeLeCt", "ſelect", "selec", "selectt"]),
+    ("(?i)straße", ["STRASSE", "strasse", "STRAẞE", "straße"]),
+    ("(?i)[^k]", ["k", "K", "\u212a", "a"]),
+    ("(?i)[a-z]+", ["ſK", "İ", "ı", "abc"]),
+    ("(?i)\\w\\W[\\W\\d]", ["a-1", "Ⓐ-1", "a-Ⓐ"]),
+    ("(?i)Σ+|µ", ["σςΣ", "μ", "Μ", "µ"]),
+    ("(?i)\\U00010400\\u01c5", ["\U00010428\u01c4", "\U00010400\u01c6"]),
+    ("(?ia)k[a-z]\\w", ["KKé", "\u212aka", "kK_"]),
+    ("(?i)a(?-i:b)c", ["ABC", "AbC", "abc"]),
+    ("(?s)a.b(?-s:.)", ["a\nbc", "a\nb\n"]),
+    ("(?s:.)\n?.", ["\n\n", "\n\n\n", "a\n"]),
+    ("(?x) a b # a comment\n c", ["abc", "a b c", "ab"]),
+    ("(?x)[ #]a\\ b\\#", ["#a b#", " a b#", "ab#"]),
+    ("(?x)a #c\n *b {2}", ["aaabb", "bb", "a b"]),
+    ("(?x:a b)c d", ["abc d", "abcd"]),
+    ("(?x)a(?-x: b)c", ["a bc", "abc"]),
+    ("(?a)\\w\\d\\s", ["a1 ", "é1 ", "a٣ ", "a1\u00a0", "a1\x1c"]),
+    ("(?a:\\w)(?u:\\w)", ["aé", "éa"]),
+    ("(?m)a$\n^b", ["a\nb", "ab", "a\n\nb"]),
+    ("(?m)^a|b$", ["a", "b", "ab"]),
+    ("(?#c)(?i)(?s)A.", ["a\n", "A\n"]),
+])
+def test_inline_flags_hand_written(pattern, strings):
+    check_against_re(pattern, strings)
+
+
+@pytest.mark.parametrize("fragment", ["k", "ß", "\u1e9e", "[^k]", "[^\\W\\d]", "[\\W]", "[a-z\\d]", "\\S",
+                                      "[\\u0100-\\U0010ffff]", "[^\\U00010400-\\U0001044f]", "[ſ-ǅ]"])
+@pytest.mark.parametrize("ascii_only", [False, True])
+def test_ignore_case_sets_against_re(fragment, ascii_only):
+    """IGNORECASE sets, on every character IGNORECASE can affect and a sample of the others."""
+    flags = "(?ai)" if ascii_only else "(?i)"
+    chars = parse(flags + fragment)[1]
+    rx = re.compile(flags + fragment)
+    rnd = random.Random(fragment)
+    cps = [cp for lo, hi in cs.case_sensitive() for cp in range(lo, hi + 1)]
+    for cp in cps + list(range(0x300)) + [rnd.randrange(0x110000) for _ in range(3000)]:
+        if not 0xD800 <= cp <= 0xDFFF:
+            assert cs.contains(chars, cp) == (rx.fullmatch(chr(cp)) is not None), hex(cp)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cp=st.sampled_from([cp for lo, hi in cs.case_sensitive() for cp in range(lo, hi + 1)]))
+def test_ignore_case_literals_against_re(cp):
+    """A case-insensitive literal matches what ``re`` says, among all characters IGNORECASE affects."""
+    literal = re.escape(chr(cp))
+    chars = parse("(?i)" + literal)[1]
+    rx = re.compile("(?i)" + literal)
+    for lo, hi in cs.case_sensitive():
+        for other in range(lo, hi + 1):
+            assert cs.contains(chars, other) == (rx.fullmatch(chr(other)) is not None), (hex(cp), hex(other))
+
+
+def test_ascii_shorthand_classes_against_re():
+    rnd = random.Random(3)
+    cps = list(range(0x3000)) + [rnd.randrange(0x3000, 0x110000) for _ in range(5000)]
+    for pat in [r"(?a)\d", r"(?a)\w", r"(?a)\s", r"(?a)\D", r"(?a)\W", r"(?a)\S", r"(?a:[\w\s-])"]:
+        chars = parse(pat)[1]
+        rx = re.compile(pat)
+        for cp in cps:
+            if not 0xD800 <= cp <= 0xDFFF:
+                assert cs.contains(chars, cp) == (rx.fullmatch(chr(cp)) is not None), (pat, hex(cp))
+
+
+LOOK_CHARS = ["a", "b", "\\", "\n", "é"]
+look_atom = st.one_of(
+    st.builds(lambda c, f: ("lit", c, f), st.sampled_from(LOOK_CHARS), st.integers(0, 7)),
+    st.builds(lambda items, neg: ("cls", items, neg), st.lists(
+        st.builds(lambda c, f: ("ch", c, f), st.sampled_from(LOOK_CHARS), st.integers(0, 7)), min_size=1, max_size=2),
+        st.booleans()),
+    st.just(("dot",)), st.builds(lambda e: ("esc", e), shorthand))
+look_node = st.builds(lambda kind, atom: ("look", kind, atom), st.sampled_from(["=", "!", "<=", "<!"]), look_atom)
+
+
+def _is_look(node) -> bool:
+    """Does ``node`` render to one lookaround (in groups, among parts that render to nothing)?"""
+    if node[0] == "cat":
+        parts = [n for n in node[1] if render(n)]
+        return len(parts) == 1 and _is_look(parts[0])
+    return node[0] == "look" or node[0] == "grp" and _is_look(node[1])
+
+
+def extend_bounded(children):
+    """As ``extend``, with only bounded repetitions, of something other than a bare assertion (a
+    lookaround in an unbounded repetition, or repeated itself, is refused)."""
+    return st.one_of(
+        st.builds(lambda ns: ("cat", ns), st.lists(children, min_size=0, max_size=4)),
+        st.builds(lambda ns: ("alt", ns), st.lists(children, min_size=2, max_size=3)),
+        st.builds(lambda n, k: ("grp", n, k), children, st.sampled_from(["cap", "nocap", "named"])),
+        rep_of(children.filter(lambda n: not _is_look(n))).filter(lambda n: n[3] is not None),
+    )
+
+
+look_ast = st.recursive(st.one_of(look_atom, look_node, look_node,
+                                  st.builds(lambda a: ("rep", a, 0, None, "*", True), look_atom)),
+                        extend_bounded, max_leaves=8)
+
+
+@settings(max_examples=150, **PROPERTY_SETTINGS)
+@given(first=look_atom, body=look_ast, last=look_atom, rnd=st.randoms(use_true_random=False),
+       randoms=st.lists(st.text(alphabet=LOOK_CHARS, max_size=6), min_size=5, max_size=10))
+def test_lookarounds_agree_with_re(first, body, last, rnd, randoms):
+    """One-character lookarounds anywhere between a first and a last character (so that none looks
+    outside the match) lower exactly."""
+    ast = ("cat", [first, ("grp", body, "nocap"), last])
+    pattern = render(ast)
+    generated = [sample(ast, rnd) for _ in range(4)]
+    check_against_re(pattern, generated + [mutate(g, rnd) for g in generated for _ in range(2)] + randoms)
+
+
+@pytest.mark.parametrize("pattern,strings", [
+    (r'".*?(?<!\\)(\\\\)*?"', ['""', '"a"', '"a\\"', '"a\\\\"', '"\\"', '"a\\"b"', '"a"b"', '"\\\\\\"']),
+    (r"a(?=b)[a-z]", ["ab", "ac", "abb"]),
+    (r"x(?:(?<=x)a|b)?(?=[ab])[ab]", ["xa", "xaa", "xab", "xba", "xb"]),
+    (r"(?:a(?<!b)b?){0,3}c", ["abc", "aabc", "ababc", "abababc", "c"]),
+    (r"a(?=b)(?=[^a])(?!c).", ["ab", "ac", "aa"]),
+    (r"a(?<=a)(?<!b)b", ["ab"]),
+    (r"(?m)a^b", ["ab", "a\nb"]),
+])
+def test_lookarounds_hand_written(pattern, strings):
+    check_against_re(pattern, all_strings(["a", "b", "\\", '"'], 5) + strings)
+
+
+LOOK_ERRORS = [
+    # pattern, position, a word of the message
+    ("(?<!a)b", 0, "lookbehind"),
+    ("a?(?<=a)b", 2, "lookbehind"),
+    ("(?:x|)(?<!a)b", 6, "lookbehind"),
+    ("(?m)a?^b", 6, "lookbehind"),
+    ("a(?=b)", 1, "lookahead"),
+    ("a(?=b)c?", 1, "lookahead"),
+    ("a(?=b)(?!c)", 1, "lookahead"),
+    ("x(?:a|b(?=b))", 7, "lookahead"),
+    ("(?m)a$b?", 5, "lookahead"),
+    ("(?:a(?<!b))*", 4, "repetition"),
+    ("x(?:a(?=b)b){17}", 5, "repetition"),
+    ("x(?<=ab)c", 1, "one character"),
+    ("x(?=a*)c", 1, "one character"),
+    ("x(?=a)*b", 6, "repeated lookaround"),
+    ("(?t)a", 2, "template"),
+]
+
+
+@pytest.mark.parametrize("pattern,position,word", LOOK_ERRORS)
+def test_lookaround_errors_have_positions(pattern, position, word):
+    re.compile(pattern)  # Python accepts each of them
+    with pytest.raises(constrain.RegexError) as info:
+        Lowering(TermStore()).fullmatch(pattern)
+    assert info.value.position == position, str(info.value)
+    assert word in str(info.value).lower()
+
+
+@pytest.mark.parametrize("pattern", ["(?m)^a", "(?m)b$", "(?m)^a$", "(?m)a$\n^b", "(?m:^a|b$)", "(?m)^$",
+                                     "(?m)\\A^a", "(?m)^\\Aa", "(?m)a$\\Z", "(?m)a$$", "a(?=b)b", "(?m)a\n^"])
+def test_search_with_multiline_anchors(pattern):
+    store = TermStore()
+    dfa = LazyDFA(store, Lowering(store).search(pattern, Encoding.RAW))
+    rx = re.compile(pattern)
+    for s in all_strings(["a", "b", "\n"], 5):
+        state = dfa.step(dfa.start, s.encode())
+        assert (state != DEAD and bool(dfa.accepting[state])) == (rx.search(s) is not None), (pattern, s)
+
+
+@pytest.mark.parametrize("pattern,lazy", [
+    ("a*?", True), ("a+?b", True), ("a??", True), ("a{1,2}?", True), ("a{2}?", True), ("a{,}?", True),
+    ('".*?(?<!\\\\)(\\\\\\\\)*?"', True), ("(?:ab*?)+", True), ("(?x)a* ?", None),
+    ("a*", False), ("a\\*?", False), ("[*?]+", False), ("(?:a*)?", False), ("(?x)a* # *?", False),
+    ("a(?#*?)", False), ("a{?", False), ("a{1,2}", False), ("\\??", False),
+])
+def test_has_lazy_quantifier(pattern, lazy):
+    if lazy is None:  # not a regex: the error is the parser's
+        with pytest.raises(constrain.RegexError):
+            has_lazy_quantifier(pattern)
+    else:
+        assert has_lazy_quantifier(pattern) is lazy
+
+
+def lark_common_terminals() -> dict[str, str]:
+    """Every terminal of Lark's common.lark, as the Python regex Lark compiles it to."""
+    lark = pytest.importorskip("lark")
+    from lark.load_grammar import load_grammar
+
+    path = f"{lark.__path__[0]}/grammars/common.lark"
+    with open(path, encoding="utf-8") as f:
+        names = re.findall(r"^(\w+)\s*(?:\.\d+)?\s*:", f.read(), re.M)
+    grammar = "start: " + " ".join(names) + "\n" + "\n".join(f"%import common.{n}" for n in names)
+    loaded, _ = load_grammar(grammar, "<common>", [], False)
+    terminals, _, _ = loaded.compile(["start"], set(names))
+    return {t.name: t.pattern.to_regexp() for t in terminals}
+
+
+# A match of each terminal of common.lark, and characters for random strings around them.
+LARK_SAMPLES = ["7", "f", "42", "-42", "1.5", ".5", "e+3", "1e5", "+1.5e-3", "3.14", "-3", "abc", '"a\\"b\\\\"',
+                '"\\\\\\""', "q", "Q", "Word", "_a1", " \t", " \n\x0c", "\r", "\n", "\r\n\n", "# hi", "// hi",
+                "/* a\n*/", "/***/", "-- hi"]
+LARK_CHARS = list("019afGz_+-.eE \t\x0c\r\n\"\\#/*x")
+
+
+def test_lark_common_terminals_lower_and_agree_with_re():
+    """Every terminal of common.lark lowers (but _STRING_ESC_INNER, a fragment of ESCAPED_STRING
+    whose lookbehind can look before its match) and matches what ``re.fullmatch`` does."""
+    rnd = random.Random(0)
+    randoms = ["".join(rnd.choice(LARK_CHARS) for _ in range(rnd.randint(0, 8))) for _ in range(400)]
+    mutated = [mutate(s, rnd) for s in LARK_SAMPLES for _ in range(5)]
+    terminals = lark_common_terminals()
+    assert {"ESCAPED_STRING", "SIGNED_NUMBER", "CNAME", "WS", "NEWLINE", "C_COMMENT", "CPP_COMMENT"} <= set(terminals)
+    for name, pattern in terminals.items():
+        if name == "_STRING_ESC_INNER":
+            with pytest.raises(constrain.RegexError, match="lookbehind"):
+                dfa_fullmatch(pattern)
+            continue
+        check_against_re(pattern, LARK_SAMPLES + mutated + randoms)
+        assert any(re.fullmatch(pattern, s) for s in LARK_SAMPLES), name
+
+
+FLAG_PIECES = PATTERN_PIECES + ["(?i)", "(?x)", "(?s", "(?m:", "(?a", "(?-i:", "i", "s", "m", "A", "K", "ſ", " ",
+                                "#", "(?<!", "(?<=", "(?=", "(?!", "\n"]
+FLAG_PROBES = PROBE_CHARS + ["A", "B", "K", "ſ", "\u212a", " "]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(st.sampled_from(FLAG_PIECES), min_size=1, max_size=8),
+       probes=st.lists(st.lists(st.sampled_from(FLAG_PROBES), max_size=5).map("".join), min_size=10, max_size=30))
+def test_random_pattern_text_with_flags_against_re(pieces, probes):
+    """As test_random_pattern_text_against_re, with inline flags and lookarounds among the pieces."""
+    pattern = "".join(pieces)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rx = re.compile(pattern)
+    except (re.error, OverflowError, ValueError):
+        rx = None
+    try:
+        accepts = dfa_fullmatch(pattern)
+    except constrain.RegexError as exc:
+        assert exc.position is None or 0 <= exc.position <= len(pattern)
+        return
+    assert rx is not None, f"{pattern!r} is not a Python regex but compiled"
+    for s in probes + [""]:
+        assert accepts(s) == (rx.fullmatch(s) is not None), (pattern, s)

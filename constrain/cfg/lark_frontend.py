@@ -17,13 +17,10 @@ import re
 from lark.exceptions import LarkError, UnexpectedInput
 from lark.load_grammar import load_grammar
 
-from ..errors import GrammarError
+from ..errors import GrammarError, RegexError
+from ..regex_parser import has_lazy_quantifier
 from .ir import Grammar, Lexeme, Rule
 
-try:
-    from re import _parser as _sre  # Python 3.11+
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_parse as _sre  # type: ignore[no-redef]
 
 
 def parse_lark(text: str, start: str = "start") -> Grammar:
@@ -54,31 +51,10 @@ def parse_lark(text: str, start: str = "start") -> Grammar:
 
 
 def _has_lazy(pattern: str, name: str) -> bool:
-    """Does the regex hold a lazy quantifier (``*?``, ``+?``, ``??``, ``{m,n}?``)?"""
     try:
-        tree = _sre.parse(pattern)
-    except re.error as e:
+        return has_lazy_quantifier(pattern)
+    except RegexError as e:
         raise GrammarError(f"terminal {name!r} has an invalid regex: {e}", rule=name) from None
-    return _walk_lazy(tree)
-
-
-def _walk_lazy(items) -> bool:
-    for op, av in items:
-        if op is _sre.MIN_REPEAT:
-            return True
-        if op in (_sre.MAX_REPEAT, _sre.POSSESSIVE_REPEAT if hasattr(_sre, "POSSESSIVE_REPEAT") else None):
-            if _walk_lazy(av[2]):
-                return True
-        elif op is _sre.SUBPATTERN:
-            if _walk_lazy(av[-1]):
-                return True
-        elif op is _sre.BRANCH:
-            if any(_walk_lazy(b) for b in av[1]):
-                return True
-        elif op in (_sre.ASSERT, _sre.ASSERT_NOT):
-            if _walk_lazy(av[1]):
-                return True
-    return False
 
 
 def _first_line(e: Exception) -> str:
