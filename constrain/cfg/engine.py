@@ -49,10 +49,19 @@ class CfgState:
 
 @dataclass
 class _Segment:
-    """Tokens following one lexical path with the last lexeme still open, and where it may end."""
+    """Tokens following one lexical path with the last lexeme still open, and where it may end.
+
+    Segments form a tree rooted at a lexer state: a child continues its parent's path with one
+    more lexeme ``L`` ending and the lexer restarting in a given state.
+    """
 
     tokens: np.ndarray  # token ids (packed mask for the root segment)
     exits: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)  # lexeme -> level -> trie nodes
+    children: dict[tuple[int, int], "_Segment"] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not len(self.tokens) and not self.exits
 
 
 class CompiledCFG:
@@ -76,7 +85,7 @@ class CompiledCFG:
         self._eos_array = np.asarray(sorted(self.eos_ids), dtype=np.int64)
         self.eos_only_mask = trie.pack(np.zeros(0, dtype=np.int64), sorted(self.eos_ids))
         self._lock = threading.RLock()
-        self._segments: dict[tuple, _Segment] = {}
+        self._roots: dict[int, _Segment] = {}
         root = self.table.initial()
         self._prepare(root)
         self.root = root
@@ -165,23 +174,26 @@ class CompiledCFG:
     def _compute_mask(self, state: CfgState) -> np.ndarray:
         packed = np.zeros(self.trie.num_words, dtype=np.int32)
         ids: list[np.ndarray] = []
-        seen: set[tuple] = set()
+        seen: set[tuple[int, int]] = set()
         for chart, s in state.configs:
-            root = self._segment((s,))
+            root = self._root_segment(s)
             packed |= root.tokens
-            stack = [((s,), chart)]
+            stack = [(root, chart)]
             while stack:
-                path, chart_here = stack.pop()
-                if (path, id(chart_here)) in seen:
-                    continue
-                seen.add((path, id(chart_here)))
-                seg = self._segment(path)
-                if len(path) > 1:
-                    ids.append(seg.tokens)
+                seg, chart_here = stack.pop()
                 for lexeme in seg.exits:
                     for after, start in self._after(chart_here, lexeme):
-                        if start != DEAD:
-                            stack.append((path + (lexeme, start), after))
+                        if start == DEAD:
+                            continue
+                        child = self._child(seg, lexeme, start)
+                        key = (id(child), id(after))
+                        if key in seen or child.empty:
+                            continue
+                        seen.add(key)
+                        if len(child.tokens):
+                            ids.append(child.tokens)
+                        if child.exits:
+                            stack.append((child, after))
         if ids:
             allowed = np.concatenate(ids)
             if len(self._eos_array):
@@ -191,22 +203,25 @@ class CompiledCFG:
             packed |= self.eos_only_mask
         return packed
 
-    def _segment(self, path: tuple) -> _Segment:
-        """The cached segment of a lexical path ``(s, L1, s1, L2, s2, ...)``."""
-        seg = self._segments.get(path)
+    def _root_segment(self, s: int) -> _Segment:
+        """Tokens read from lexer state ``s`` (packed), and where the open lexeme may end."""
+        seg = self._roots.get(s)
         if seg is None:
-            if len(path) == 1:
-                starts = {ROOT_LEVEL: None}
-                seg = self._walk(starts, path[0])
-                seg.tokens = self.trie.pack(seg.tokens[~np.isin(seg.tokens, self._eos_array)])
-                if self.lexer.accepting[path[0]]:  # the open lexeme may end before the token
-                    for lexeme in self.lexer.accepts[path[0]]:
-                        seg.exits.setdefault(lexeme, {})[ROOT_LEVEL] = None
-            else:
-                parent = self._segment(path[:-2])
-                seg = self._walk(parent.exits[path[-2]], path[-1])
-            self._segments[path] = seg
+            seg = self._walk({ROOT_LEVEL: None}, s)
+            seg.tokens = self.trie.pack(seg.tokens[~np.isin(seg.tokens, self._eos_array)])
+            if self.lexer.accepting[s]:  # the open lexeme may end before the token
+                for lexeme in self.lexer.accepts[s]:
+                    seg.exits.setdefault(lexeme, {})[ROOT_LEVEL] = None
+            self._roots[s] = seg
         return seg
+
+    def _child(self, seg: _Segment, lexeme: int, start: int) -> _Segment:
+        """The segment after ``seg``'s lexeme ``lexeme`` ends and the lexer restarts at ``start``."""
+        key = (lexeme, start)
+        child = seg.children.get(key)
+        if child is None:
+            child = seg.children[key] = self._walk(seg.exits[lexeme], start)
+        return child
 
     def _walk(self, starts: dict[int, np.ndarray | None], s0: int) -> _Segment:
         """Read the subtries below ``starts`` (level -> nodes) from lexer state ``s0``."""
