@@ -156,8 +156,15 @@ def test_syntax_error_carries_position():
     assert info.value.position is not None and info.value.position >= len("start: \"a\"\n")
 
 
-def test_ambiguous_lexing_hits_a_budget_not_a_hang(compiler):
+def test_left_recursive_ambiguity_collapses(compiler):
+    """Hash-consed charts: every split of a+ under a left-recursive star reaches one chart."""
     g = compiler.compile_lark('start: A*\nA: /a+/')
+    state = g.advance(g.initial_state(), b"a" * 2000)
+    assert state is not None and g.is_accepting(state) and len(state.configs) <= 4  # bounded, not 2000
+
+
+def test_ambiguous_lexing_hits_a_budget_not_a_hang(compiler):
+    g = compiler.compile_lark('start: A start |\nA: /a+/')  # right recursion: every split its own chart
     state = g.advance(g.initial_state(), b"a" * 100)
     assert state is not None and g.is_accepting(state)
     with pytest.raises(BudgetExceededError):

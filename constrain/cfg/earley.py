@@ -38,6 +38,9 @@ class ParseTable:
             self.rules_of[lhs].append(i)
         self.nullable = self._nullable(aug + 1)
         self.ignore = frozenset(self.lexeme_ids[n] for n in grammar.ignore)
+        self.max_interned = 100_000
+        self._interned: dict[frozenset, Chart] = {}
+        self._root: Chart | None = None
 
     def _sym(self, name: str) -> int:
         return self.nt_ids[name] if name in self.nt_ids else ~self.lexeme_ids[name]
@@ -53,8 +56,26 @@ class ParseTable:
         return nullable
 
     def initial(self) -> "Chart":
-        chart = Chart(self)
-        chart.close([(0, 0, chart)])
+        """The chart before any lexeme, shared by every sequence of the current generation."""
+        if self._root is None or len(self._interned) > self.max_interned:
+            self._interned = {}  # a new generation: sequences under way keep their own charts
+            self._root = Chart(self)
+            self._root.close([(0, 0, self._root)])
+        return self._root
+
+    def intern(self, kernel: list[tuple]) -> "Chart":
+        """The chart closing ``kernel``, one object per distinct kernel (charts are hash-consed).
+
+        Equal kernels (same dotted rules, same origin charts) close to equal charts with equal
+        futures, so positions that reach the same parse state (``1+`` and ``1+2+`` under a
+        left-recursive sum) share one chart and everything memoized on it.
+        """
+        key = frozenset((r, d, id(o)) for r, d, o in kernel)  # origins are kept alive by the table
+        chart = self._interned.get(key)
+        if chart is None:
+            chart = Chart(self)
+            chart.close(kernel)
+            self._interned[key] = chart
         return chart
 
 
@@ -70,7 +91,7 @@ class Chart:
         self.accepting = False
         self.expected: frozenset[int] = frozenset()
         self._next: dict[int, Chart | None] = {}
-        self.lexer_start = 0  # lexer state for this chart's expected lexemes (set by the engine)
+        self.lexer_start = -1  # lexer state for this chart's expected lexemes (set by the engine)
         self.after: dict = {}  # the engine's memo of charts after each lexeme ends
 
     def close(self, kernel: list[tuple]) -> None:
@@ -121,8 +142,7 @@ class Chart:
         items = self.scanning.get(lexeme)
         nxt = None
         if items:
-            nxt = Chart(self.table)
-            nxt.close([(r, d + 1, o) for r, d, o in items])
+            nxt = self.table.intern([(r, d + 1, o) for r, d, o in items])
         self._next[lexeme] = nxt
         return nxt
 

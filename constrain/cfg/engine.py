@@ -19,6 +19,7 @@ Token masks split tokens the way the fast engines do. For a configuration ``(cha
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,14 +87,17 @@ class CompiledCFG:
         self.eos_only_mask = trie.pack(np.zeros(0, dtype=np.int64), sorted(self.eos_ids))
         self._lock = threading.RLock()
         self._roots: dict[int, _Segment] = {}
-        root = self.table.initial()
-        self._prepare(root)
-        self.root = root
-        self._initial = CfgState(((root, root.lexer_start),), fresh=True)
+        self._recent_masks: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self.mask_lru_size = 1024
+        self._prepare(self.table.initial())  # fails early on a bad start lexer
 
     # -- the state-machine protocol the Matcher uses ---------------------------------------------
     def initial_state(self) -> CfgState:
-        return self._initial
+        """The start state. Charts are hash-consed per grammar (``ParseTable.intern``), a bounded
+        table that starts a new generation when full, so memory does not grow without end."""
+        with self._lock:
+            root = self._prepare(self.table.initial())
+        return CfgState(((root, root.lexer_start),), fresh=True)
 
     def advance(self, state: CfgState, data: bytes) -> CfgState | None:
         """The state after ``data``, or None when no configuration survives."""
@@ -121,7 +125,7 @@ class CompiledCFG:
         return CfgState(configs)
 
     def is_accepting(self, state: CfgState) -> bool:
-        if state.fresh and self.root.accepting:
+        if state.fresh and state.configs[0][0].accepting:
             return True
         with self._lock:
             return any(after.accepting
@@ -130,12 +134,24 @@ class CompiledCFG:
                        for after, _ in self._after(chart, lexeme))
 
     def mask_of(self, state: CfgState) -> np.ndarray:
-        """The packed mask of ``state`` (cached on it; do not modify the returned array)."""
+        """The packed mask of ``state`` (do not modify the returned array).
+
+        Cached on the state, and by its configurations in a bounded LRU: inside a long lexeme
+        (a string body) every step has the same chart and lexer state, so the same mask.
+        """
         mask = state.mask
         if mask is None:
+            key = (state.fresh, state.configs)  # charts hash by identity; the key keeps them alive
             with self._lock:
-                mask = self._compute_mask(state)
-            mask.flags.writeable = False
+                mask = self._recent_masks.get(key)
+                if mask is None:
+                    mask = self._compute_mask(state)
+                    mask.flags.writeable = False
+                    self._recent_masks[key] = mask
+                    if len(self._recent_masks) > self.mask_lru_size:
+                        self._recent_masks.popitem(last=False)
+                else:
+                    self._recent_masks.move_to_end(key)
             state.mask = mask
         return mask
 
@@ -146,7 +162,8 @@ class CompiledCFG:
 
     # -- parser side ------------------------------------------------------------------------------
     def _prepare(self, chart: Chart) -> Chart:
-        chart.lexer_start = self.lexer.start(chart.expected | self.ignore)
+        if chart.lexer_start < 0:
+            chart.lexer_start = self.lexer.start(chart.expected | self.ignore)
         return chart
 
     def _after(self, chart: Chart, lexeme: int) -> tuple[tuple[Chart, int], ...]:
