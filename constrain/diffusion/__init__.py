@@ -13,10 +13,16 @@ in any order, so left-to-right masking does not apply.  Here:
   states, and the exact step normalizer;
 - :mod:`.smc`: SMC over denoising steps, weighted by the step normalizers, targeting the
   model conditioned on the constraint;
+- :mod:`.completability`: whether a partial canvas can still be completed under a context-free
+  grammar (:class:`~constrain.cfg.engine.CompiledCFG`), with witnesses;
+- :mod:`.rejection`: context-free constraints in the loop — propose, check, mask and retry
+  (``"sample"``, every output in the language), and SMC weighted by unbiased AWRS estimates of
+  the accepted mass (``"smc"``);
 - :mod:`.api`: :func:`generate`; :mod:`.exact` and :mod:`.toys`: exact answers for tests.
 
-Regular constraints only (regexes and non-recursive JSON Schemas, through
-:class:`~constrain.compiler.CompiledGrammar`); context-free constraints are future work.
+Regular constraints (regexes and non-recursive JSON Schemas, through
+:class:`~constrain.compiler.CompiledGrammar`) get every method; context-free grammars
+(``compile_lark`` / ``compile_gbnf``) get ``"unconstrained"``, ``"sample"`` and ``"smc"``.
 
 >>> from constrain.diffusion import DiffusionAdapter, generate              # doctest: +SKIP
 >>> adapter = DiffusionAdapter(model, mask_id=126336, convention="llada")   # doctest: +SKIP
@@ -26,10 +32,12 @@ Regular constraints only (regexes and non-recursive JSON Schemas, through
 
 from .adapters import CONVENTIONS, DiffusionAdapter, Denoiser
 from .api import METHODS, generate
+from .completability import CanvasChecker, Verdict
 from .dingo import Assignment, dingo
 from .errors import UnsatisfiableError
 from .filtering import StepFilter, forward_filter
 from .loop import DiffusionResult, DiffusionSample
+from .rejection import RejectionSample, RejectionSMC
 from .schedules import REMASKING, plan
 from .slots import OPEN, Slots
 from .token_dfa import DEAD, FINAL, GrammarTokenDFA, TableTokenDFA, TokenDFA, as_token_dfa
@@ -37,6 +45,7 @@ from .token_dfa import DEAD, FINAL, GrammarTokenDFA, TableTokenDFA, TokenDFA, as
 __all__ = [
     "Assignment",
     "CONVENTIONS",
+    "CanvasChecker",
     "DEAD",
     "Denoiser",
     "DiffusionAdapter",
@@ -47,11 +56,14 @@ __all__ = [
     "METHODS",
     "OPEN",
     "REMASKING",
+    "RejectionSMC",
+    "RejectionSample",
     "Slots",
     "StepFilter",
     "TableTokenDFA",
     "TokenDFA",
     "UnsatisfiableError",
+    "Verdict",
     "as_token_dfa",
     "dingo",
     "forward_filter",

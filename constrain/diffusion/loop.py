@@ -71,7 +71,8 @@ class DiffusionSample:
 @dataclass
 class DiffusionResult:
     """``samples``; ``method``; ``log_z``: log mean weight (an estimate of ``Z_L``, the
-    probability that the unconstrained sampler's output is in the language; None for DINGO);
+    probability that the unconstrained sampler's output is in the language; None for DINGO and for
+    context-free ``"sample"``);
     ``stats``: method-specific figures."""
 
     samples: list[DiffusionSample]

@@ -1,4 +1,5 @@
-"""Sequential Monte Carlo over denoising steps, for regular constraints.
+"""Sequential Monte Carlo over denoising steps, for regular constraints (context-free ones:
+:class:`~.rejection.RejectionSMC`, which shares :func:`resample_rows`).
 
 Target: the unconstrained sampler's distribution over canvases, conditioned on the language,
 ``Q(x) ∝ P(x)·1[x ∈ L]``.  (With one token per step and an exact denoiser, ``P`` is the model's
@@ -23,7 +24,7 @@ from ..sampling.smc import ess, resample
 from .loop import ExactSample
 from .token_dfa import TokenDFA
 
-__all__ = ["SMCCommitter"]
+__all__ = ["SMCCommitter", "resample_rows"]
 
 
 class SMCCommitter(ExactSample):
@@ -41,15 +42,24 @@ class SMCCommitter(ExactSample):
 
     def commit(self, gen, logp, positions, offset, rng):
         super().commit(gen, logp, positions, offset, rng)
-        n = len(gen)
-        e = ess(self.log_weight)
-        self.ess_history.append(e)
-        if e == 0.0 or e >= self.ess_threshold * n:
-            return None
-        anc = resample(self.log_weight, n, rng, self.resampling)
-        mean = logmeanexp(self.log_weight)
-        self.log_prob = self.log_prob[anc]
-        self.dead = self.dead[anc]
-        self.log_weight = np.full(n, mean)
-        self.resamples += 1
-        return anc
+        return resample_rows(self, rng)
+
+
+def resample_rows(committer, rng: np.random.Generator) -> np.ndarray | None:
+    """After a step: record the ESS of ``committer``'s weights and, when it is below
+    ``ess_threshold · N`` (and positive), resample the rows — reorder ``log_prob`` and ``dead``,
+    set every weight to the mean weight — and return the ancestor indices (else None).
+    ``committer`` has ``log_weight``, ``log_prob``, ``dead``, ``ess_threshold``, ``resampling``,
+    ``resamples`` and ``ess_history``."""
+    n = len(committer.log_weight)
+    e = ess(committer.log_weight)
+    committer.ess_history.append(e)
+    if e == 0.0 or e >= committer.ess_threshold * n:
+        return None
+    anc = resample(committer.log_weight, n, rng, committer.resampling)
+    mean = logmeanexp(committer.log_weight)
+    committer.log_prob = committer.log_prob[anc]
+    committer.dead = committer.dead[anc]
+    committer.log_weight = np.full(n, mean)
+    committer.resamples += 1
+    return anc

@@ -291,5 +291,6 @@ def as_token_dfa(constraint) -> TokenDFA:
         if got is None:
             got = _GRAMMAR_DFAS[constraint] = GrammarTokenDFA(constraint)
         return got
-    raise TypeError("a diffusion constraint must be a CompiledGrammar or a TokenDFA "
-                    f"(context-free grammars are not supported yet), got {type(constraint).__name__}")
+    raise TypeError("a token DFA needs a CompiledGrammar or a TokenDFA (a context-free CompiledCFG has "
+                    "none: generate() decodes it by propose-check-retry, see constrain.diffusion.rejection), "
+                    f"got {type(constraint).__name__}")
