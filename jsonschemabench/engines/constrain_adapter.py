@@ -64,3 +64,8 @@ class ConstrainAdapter(EngineAdapter):
 
     def compile_regex(self, pattern):
         return self._wrap(self._compiler.compile_regex, pattern)
+
+    def compile_grammar(self, text, dialect="lark"):
+        """A context-free grammar (``dialect``: "lark", "gbnf" or "auto"), via
+        ``Compiler.compile_grammar``."""
+        return self._wrap(lambda t: self._compiler.compile_grammar(t, dialect=dialect), text)

@@ -73,3 +73,16 @@ class LLGuidanceAdapter(EngineAdapter):
         import llguidance as llg
 
         return self._matcher(llg.LLMatcher.grammar_from_regex(pattern))
+
+    def compile_grammar(self, text, dialect="lark"):
+        """A context-free grammar in llguidance's Lark dialect (``LLMatcher.grammar_from_lark``).
+        Other dialects are refused."""
+        import llguidance as llg
+
+        if dialect != "lark":
+            raise CompileError(f"llguidance: grammar dialect {dialect!r} not supported (use Lark)")
+        try:
+            grm = llg.LLMatcher.grammar_from_lark(text)
+        except Exception as e:
+            raise CompileError(f"{type(e).__name__}: {e}") from e
+        return self._matcher(grm)

@@ -66,3 +66,22 @@ class XGrammarAdapter(EngineAdapter):
         except Exception as e:
             raise CompileError(f"{type(e).__name__}: {e}") from e
         return _XgrGrammar(self, cg)
+
+    def compile_grammar(self, text, dialect="gbnf"):
+        """A context-free grammar in XGrammar's EBNF (GBNF-like, start rule ``root``):
+        ``GrammarCompiler.compile_grammar``. Other dialects are refused."""
+        if dialect not in ("gbnf", "ebnf"):
+            raise CompileError(f"xgrammar: grammar dialect {dialect!r} not supported (use GBNF/EBNF)")
+        try:
+            cg = self._compiler.compile_grammar(text)
+        except Exception as e:
+            raise CompileError(f"{type(e).__name__}: {e}") from e
+        return _XgrGrammar(self, cg)
+
+    def compile_builtin_json_grammar(self):
+        """XGrammar's own built-in JSON grammar (``GrammarCompiler.compile_builtin_json_grammar``)."""
+        try:
+            cg = self._compiler.compile_builtin_json_grammar()
+        except Exception as e:
+            raise CompileError(f"{type(e).__name__}: {e}") from e
+        return _XgrGrammar(self, cg)
