@@ -17,16 +17,27 @@ How keywords compile:
   "exactly one" is built with complement). ``not`` and ``if`` need an exactly compiled operand.
 - ``enum``/``const`` keep the values the validator accepts under the whole schema.
 - numbers: ``minimum``/``maximum``/exclusive bounds exactly over plain decimal text
-  (``constrain.numbers``); ``multipleOf`` is not supported yet.
+  (``constrain.numbers``); ``multipleOf`` as a remainder automaton over the digits, exact for the
+  validator's float arithmetic within 15 significant digits (a decimal step that is not a binary
+  float, such as 0.01, only on integers).
 - strings: lengths in code points, ``pattern`` with ``re.search`` semantics, exact formats.
-- arrays: ``prefixItems``, ``items``, ``minItems``/``maxItems``, ``contains``/``minContains``.
+- arrays: ``prefixItems``, ``items``, ``minItems``/``maxItems``, ``contains`` with
+  ``minContains``/``maxContains`` (counted exactly: a text's elements split in one way), and
+  ``uniqueItems`` where every position allows finitely many values (the values written so far are
+  the automaton's state).
 - objects: ``properties``/``required`` in declaration order, extra members (when the schema allows
   them and ``strict_properties=False``) anywhere between them, ``patternProperties``,
-  ``propertyNames``, and ``minProperties``/``maxProperties`` on objects without declared properties.
+  ``propertyNames``; ``minProperties``/``maxProperties`` and ``dependentRequired`` follow the
+  members as they are written (a count and the set of names involved); ``dependentSchemas`` as
+  one merged schema per set of names present.
 
 Deliberate narrowings, each recorded in the grammar's ``warnings`` (what is generated is always
 valid; some valid texts are not): declared properties in declaration order; values of
-unconstrained type nest at most ``any_depth`` levels; ``integer`` is written without exponent; bounded numbers without exponent.
+unconstrained type nest at most ``any_depth`` levels; ``integer`` is written without exponent; bounded numbers without exponent;
+multiples with at most 15 significant digits; undeclared members count once towards
+``minProperties`` (two may share a key, which ``json.loads`` keeps once); under ``maxContains``,
+no element that may or may not match ``contains`` (an enum's 1 written as 1.00); names present in
+a ``dependentSchemas`` case are declared (required) there.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import itertools
 import json
 import math
 import re
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
@@ -44,7 +56,7 @@ from jsonschema._utils import equal
 from . import charset as cs
 from .errors import RegexError, SchemaError, UnsupportedSchemaError
 from .formats import SUBSET_FORMATS, checked_formats, format_patterns
-from .numbers import NumberTerms, bound_decimal
+from .numbers import SIGNIFICANT_DIGITS, MultipleRefused, NumberTerms, bound_decimal, multiple_step
 from .regex import Encoding, Lowering
 from .schema_check import check_schema
 from .schema_merge import merge
@@ -70,7 +82,7 @@ _HANDLED = {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"
             "maxLength", "pattern", "format", "items", "prefixItems", "minItems", "maxItems",
             "contains", "minContains", "properties", "required", "additionalProperties",
             "patternProperties", "propertyNames", "minProperties", "maxProperties", "multipleOf",
-            "maxContains"} | _COMBINATORS
+            "maxContains", "dependentRequired", "dependentSchemas", "uniqueItems"} | _COMBINATORS
 
 
 def load_schema(schema: dict | bool | str | bytes) -> dict | bool:
@@ -131,7 +143,7 @@ class _SchemaCompiler:
         self.formats = checked_formats() if format_assertion else frozenset()
         self.validator = Draft202012Validator(root, format_checker=FormatChecker() if format_assertion else None)
         self._ref_stack: list[str] = []
-        self._memo: dict[tuple, int] = {}
+        self._memo: dict[tuple, tuple[dict, int]] = {}
         self._cyclic: set[str] | None = None
         st = store
         if whitespace == "flexible":
@@ -184,9 +196,10 @@ class _SchemaCompiler:
         key = (id(schema), tuple(r for r in self._ref_stack if r in cyclic))
         got = self._memo.get(key)
         if got is None:
-            got = self._value(schema, path)
+            # the entry holds the schema: merged schemas are temporary, and a freed one's id is reused
+            got = (schema, self._value(schema, path))
             self._memo[key] = got
-        return got
+        return got[1]
 
     def _value(self, schema: dict, path: str) -> int:
         st = self.st
@@ -210,10 +223,6 @@ class _SchemaCompiler:
             if kw in _VALIDATION and kw not in _HANDLED:
                 applies = _KEYWORD_TYPES.get(kw)
                 if applies is None or applies & set(types):
-                    if kw == "uniqueItems" and (not schema[kw] or schema.get("maxItems", 2) <= 1):
-                        continue
-                    if kw == "dependentRequired" and not schema[kw]:
-                        continue
                     self.unsupported(kw, path)
         if "enum" in schema or "const" in schema:
             return self.enumeration(rest, path)
@@ -457,8 +466,6 @@ class _SchemaCompiler:
     def number(self, schema: dict, path: str, integer: bool) -> int:
         st = self.st
         num = self.num
-        if "multipleOf" in schema and not (integer and schema["multipleOf"] == 1):
-            self.unsupported("multipleOf", path)
         sign = st.opt(st.literal(b"-"))
         if integer:
             base = st.seq(sign, num.natural, st.opt(num.zero_fraction))
@@ -477,10 +484,26 @@ class _SchemaCompiler:
                 b = bound_decimal(schema[key], strict, lower=False)
                 if hi is None or b < hi or (b == hi and strict):
                     hi, hi_strict = b, strict
-        if lo is None and hi is None:
-            return base
-        self.note("bounded numbers are written without exponent")
-        return st.and_(base, num.decimal_range(lo, lo_strict, hi, hi_strict))
+        parts = [base, self.multiple(schema, path, integer)]
+        if lo is not None or hi is not None:
+            self.note("bounded numbers are written without exponent")
+            parts.append(num.decimal_range(lo, lo_strict, hi, hi_strict))
+        return st.and_(*parts)
+
+    def multiple(self, schema: dict, path: str, integer: bool) -> int:
+        """Signed texts that ``multipleOf`` accepts (every text when absent or trivial)."""
+        st = self.st
+        divisor = schema.get("multipleOf")
+        if divisor is None or integer and divisor == 1:
+            return st.not_(EMPTY)
+        try:
+            unsigned = self.num.multiples(multiple_step(divisor, integer))
+        except MultipleRefused as exc:
+            self.unsupported("multipleOf", path, str(exc))
+            return st.not_(EMPTY)
+        self.note(f"numbers with multipleOf are written without exponent, with at most "
+                  f"{SIGNIFICANT_DIGITS} significant digits")
+        return st.seq(st.opt(st.literal(b"-")), unsigned)
 
     def string(self, schema: dict, path: str) -> int:
         st = self.st
@@ -515,9 +538,66 @@ class _SchemaCompiler:
         hi = INF if hi is None else int(hi)
         if hi != INF and hi < lo:
             return EMPTY
+        unique = self.unique_elements(schema, path, lo, hi) if schema.get("uniqueItems") else None
         if "contains" in schema:
-            return self.array_contains(schema, path, prefix, item, lo, hi)
-        return self.braces(b"[", self.elements(prefix, item, lo, hi), b"]")
+            body = self.contains_body(schema, path, prefix, item, lo, hi)
+            return self.braces(b"[", body if unique is None else st.and_(unique, body), b"]")
+        return self.braces(b"[", self.elements(prefix, item, lo, hi) if unique is None else unique, b"]")
+
+    def unique_elements(self, schema: dict, path: str, lo: int, hi: int) -> int | None:
+        """Elements with no two equal, where each position allows finitely many values: a node is
+        the set of values written so far (their count is the position). None where refused."""
+        if hi != INF and hi <= 1:
+            return None
+        st = self.st
+        allowed = [self.finite_values(s) for s in schema.get("prefixItems", [])]
+        allowed.append(self.finite_values(schema.get("items", True)))
+        if any(vals is None for vals in allowed):
+            self.unsupported("uniqueItems", path, "its items are not from a finite set of values")
+            return None
+        kinds: list = []  # one value per class of equal values
+
+        def kind(v: Any) -> int:
+            found = next((i for i, u in enumerate(kinds) if equal(u, v)), None)
+            if found is None:
+                kinds.append(v)
+                found = len(kinds) - 1
+            return found
+
+        options = [[(kind(v), self.literal_value(v)) for v in vals] for vals in allowed]
+        memo: dict[frozenset, int] = {}
+
+        def node(used: frozenset) -> int:
+            if used not in memo:
+                if len(memo) >= _UNIQUE_STATES:
+                    raise _Refused
+                lead = self.item_sep if used else EPS
+                more = [st.seq(lead, text, node(used | {k})) for k, text in options[min(len(used), len(options) - 1)]
+                        if k not in used] if hi == INF or len(used) < hi else []
+                memo[used] = st.alt(EPS if len(used) >= lo else EMPTY, *more)
+            return memo[used]
+
+        try:
+            return node(frozenset())
+        except _Refused:
+            self.unsupported("uniqueItems", path, f"more than {_UNIQUE_STATES} sets of distinct items")
+            return None
+
+    def finite_values(self, schema) -> list | None:
+        """The values valid for ``schema`` where it names them (enum, const, null, boolean), else None."""
+        schema = self._resolved(schema)
+        if schema is False:
+            return []
+        if not isinstance(schema, dict):
+            return None
+        values = _values(schema)
+        if values is None:
+            types = set(_type_list(schema)) if "type" in schema else set(TYPES)
+            if not types <= {"null", "boolean"}:
+                return None
+            values = ([None] if "null" in types else []) + ([True, False] if "boolean" in types else [])
+        check = self.validator.evolve(schema=schema)  # the validator itself decides: exact
+        return [v for v in values if check.is_valid(v)]
 
     def elements(self, prefix: list[int], item: int, lo: int, hi: int) -> int:
         """Comma-separated elements: ``prefix[j]`` for the first ones, then ``item``; lo..hi of them."""
@@ -535,70 +615,228 @@ class _SchemaCompiler:
         first = st.seq(prefix[0], after(1)) if hi == INF or hi >= 1 else EMPTY
         return st.alt(first, EPS) if lo == 0 else first
 
-    def array_contains(self, schema: dict, path: str, prefix: list, item: int, lo: int, hi: int) -> int:
+    def contains_body(self, schema: dict, path: str, prefix: list[int], item: int, lo: int, hi: int) -> int:
+        """Elements with minContains..maxContains of them valid for ``contains``.
+
+        A hit is an element in the compiled ``contains`` (a subset of its valid texts). With
+        maxContains the other elements must be outside a superset of them, so that no uncounted
+        element is valid; the elements in between are not generated.
+        """
         st = self.st
-        if prefix or "maxContains" in schema:
-            self.unsupported("contains", path, "with prefixItems or maxContains")
+        element = st.alt(*prefix, item)
         need = int(schema.get("minContains", 1))
-        hit = st.and_(item, self.value(schema["contains"], path + "/contains"))
-        if need == 0:
-            return self.braces(b"[", self.separated(item, lo, hi), b"]")
-        # at least `need` elements in `hit`, the rest any `item`; element count from lo to hi
-        sep_item = st.seq(self.item_sep, item)
-        sep_hit = st.seq(self.item_sep, hit)
-        counted = st.seq(st.star(st.seq(item, self.item_sep)), hit,
-                         st.rep(st.seq(st.star(sep_item), sep_hit), need - 1, need - 1), st.star(sep_item))
-        if lo or hi != INF:  # hit is a subset of item, so counting items bounds the length
-            counted = st.and_(counted, self.separated(item, lo, hi))
-        return self.braces(b"[", counted, b"]")
+        hit = st.and_(element, self.value(schema["contains"], path + "/contains"))
+        other, most = element, INF
+        if "maxContains" in schema:
+            over = self.superset(schema["contains"])
+            if over is None:
+                self.unsupported("maxContains", path, "its contains schema does not compile exactly")
+            else:
+                other, most = st.and_(element, st.not_(over)), int(schema["maxContains"])
+                if not self.is_exact(schema["contains"]):
+                    self.note("under maxContains, elements that may match contains in another form are not generated")
+        if need == 0 and most == INF:
+            return self.elements(prefix, item, lo, hi)
+        body = self.counted(other, hit, need, most)
+        if prefix or lo or hi != INF:  # every element is an `element`: the positions and count decide
+            body = st.and_(body, self.elements(prefix, item, lo, hi))
+        return body
+
+    def counted(self, other: int, hit: int, lo: int, hi: int) -> int:
+        """Comma-separated elements of ``other`` or ``hit``, ``lo``..``hi`` of them in ``hit``.
+
+        A text's elements split in exactly one way, so where ``other`` and ``hit`` are disjoint
+        this counts the hits exactly, and otherwise it bounds them from below."""
+        st = self.st
+        sep_other = st.seq(self.item_sep, other)
+        options = [self.separated(other)] if lo == 0 else []
+        if hi == INF or hi >= 1:
+            more = st.rep(st.seq(st.star(sep_other), self.item_sep, hit), max(lo, 1) - 1, INF if hi == INF else hi - 1)
+            options.append(st.seq(st.star(st.seq(other, self.item_sep)), hit, more, st.star(sep_other)))
+        return st.alt(*options)
+
+    def superset(self, schema) -> int | None:
+        """A term with every JSON text (of our serialization) valid for ``schema``, or None.
+
+        Exact schemas are their own; ``enum``/``const`` widen number values to every text that
+        may parse equal to them and containers to every array or object.
+        """
+        st = self.st
+        resolved = self._resolved(schema)
+        if resolved is True:
+            return st.not_(EMPTY)
+        if self.is_exact(resolved):
+            return self.value(resolved, "#")
+        values = _values(resolved)
+        if values is None:
+            return None
+        return st.alt(*[self.value_superset(v) for v in values])
+
+    def value_superset(self, v: Any) -> int:
+        st = self.st
+        if isinstance(v, (list, dict)):
+            return st.seq(st.literal(b"[" if isinstance(v, list) else b"{"), st.not_(EMPTY))
+        if v is None or isinstance(v, (bool, str)):
+            return self.literal_value(v)
+        if not math.isfinite(v):
+            return st.not_(EMPTY)
+        # a float equal to v lies within an ulp of it; exponent texts are not compared
+        ulp = Decimal(math.ulp(float(v))) * 2
+        near = self.num.decimal_range(Decimal(v) - ulp, False, Decimal(v) + ulp, False)
+        exp = st.seq(st.opt(st.literal(b"-")), self.num.natural, st.opt(self.num.fraction),
+                     st.byte_set(_mask(b"eE")), st.opt(st.byte_set(_mask(b"+-"))), st.rep(self.num.digit, 1))
+        return st.alt(near, exp)
 
     def object(self, schema: dict, path: str) -> int:
         st = self.st
+        split = self.dependent_cases(schema, path)
+        if split is not None:
+            return split
+        base = _without(schema, "dependentRequired", "dependentSchemas")
+        rules = {name: list(names) for name, names in schema.get("dependentRequired", {}).items() if names}
+        tracked = {n for name, names in rules.items() for n in (name, *names)}
+        # the object's own members follow dependentRequired where few names take part, else AND does
+        chained = rules if 2 ** len(tracked) <= _TRACKED_STATES else {}
+        term, member = self.object_members(base, path, chained)
+        if term == EMPTY or member == EMPTY:
+            return term
+        then = [] if chained else [(name, st.and_(*[self.object_has(member, n) for n in names]))
+                                   for name, names in rules.items()]
+        for name, sub in schema.get("dependentSchemas", {}).items():
+            if sub is not True:
+                then.append((name, self.dependent_schema(base, sub, f"{path}/dependentSchemas/{_escape(name)}")))
+        return st.and_(term, *[st.alt(st.not_(self.object_has(member, name)), t) for name, t in then])
+
+    def dependent_cases(self, schema: dict, path: str) -> int | None:
+        """dependentSchemas as one schema per set of present names (required there, false when
+        absent) merged with their subschemas; None where some case does not merge or too many."""
+        subs = {name: sub for name, sub in schema.get("dependentSchemas", {}).items() if sub is not True}
+        if not subs or len(subs) > _DEPENDENT_CASES:
+            return None
+        required = set(schema.get("required", []))
+        cases = []
+        for present in itertools.product([False, True], repeat=len(subs)):
+            on = [name for name, p in zip(subs, present) if p]
+            off = [name for name, p in zip(subs, present) if not p]
+            if required & set(off):
+                continue
+            presence = {"type": "object", "required": on}
+            if off:
+                presence["properties"] = dict.fromkeys(off, False)
+            case: Any = merge(_without(schema, "dependentSchemas"), presence)
+            for name in on:
+                case = None if case is None else merge(case, self._resolved(subs[name]))
+            if case is None:
+                return None
+            cases.append(case)
+        return self.st.alt(*[self.value(case, path) for case in cases])
+
+    def object_has(self, member: int, name: str) -> int:
+        """Objects whose members are ``member``s, one of them with key ``name``: exact, since a
+        text's members split in exactly one way (nested keys are inside some member's value)."""
+        st = self.st
+        named = st.and_(member, st.seq(self.string_literal(name), st.not_(EMPTY)))
+        body = st.seq(st.star(st.seq(member, self.item_sep)), named, st.star(st.seq(self.item_sep, member)))
+        return self.braces(b"{", body, b"}")
+
+    def dependent_schema(self, base: dict, sub, path: str) -> int:
+        """The objects valid for ``base`` and ``sub`` (merged, so that ``sub`` sees base's properties)."""
+        merged = merge(base, self._resolved(sub))
+        return self.value(sub if merged is None else merged, path)
+
+    def object_members(self, schema: dict, path: str, rules: dict[str, list[str]]) -> tuple[int, int]:
+        """The object term, following ``rules`` (dependentRequired), and the term of one member."""
+        st = self.st
         props = dict(schema.get("properties", {}))
         required = list(dict.fromkeys(schema.get("required", [])))
-        additional = schema.get("additionalProperties", True)
-        patterns = schema.get("patternProperties", {})
-        names_schema = schema.get("propertyNames", True)
         for name in required:
             if name not in props:
                 props[name] = True
         members = []
         for name in props:
-            sub = self.property_schema(schema, name)
-            if names_schema is not True and not self.validator.evolve(schema=names_schema).is_valid(name):
-                sub = False
-            value = self.value(sub, f"{path}/properties/{_escape(name)}")
-            if value == EMPTY:
+            m = self.member(schema, name, f"{path}/properties/{_escape(name)}")
+            if m == EMPTY:
                 if name in required:
-                    return EMPTY
+                    return EMPTY, EMPTY
                 continue
-            members.append((st.seq(self.string_literal(name), self.key_sep, value), name in required))
-        extra = self.extra_member(schema, path, list(props))
-        lo_p, hi_p = schema.get("minProperties", 0), schema.get("maxProperties")
-        if not members:
-            if extra == EMPTY:
-                return EMPTY if lo_p > 0 else self.braces(b"{", EPS, b"}")
-            hi = INF if hi_p is None else int(hi_p)
-            return self.braces(b"{", self.separated(extra, int(lo_p), hi), b"}")
-        if lo_p or hi_p is not None:
-            self.unsupported("minProperties" if lo_p else "maxProperties", path,
-                             "together with declared properties")
-        if len(props) > 1 or extra != EMPTY:
+            members.append((name, m, name in required))
+        tracked = sorted({n for name, names in rules.items() for n in (name, *names)})
+        loose = [n for n in tracked if n not in props]  # only undeclared members can bring them
+        extras = [(None, self.extra_member(schema, path, list(props) + loose))]
+        if not (self.strict_properties and schema.get("properties")):
+            extras += [(n, self.member(schema, n, f"{path}/additionalProperties")) for n in loose]
+        extras = [(n, t) for n, t in extras if t != EMPTY]
+        if len(props) > 1 or members and extras:
             self.note("declared properties are written in declaration order")
-        extras = st.star(st.seq(self.item_sep, extra)) if extra != EMPTY else EPS
-        # later: members i.. after something was written; first: before anything was written.
-        later = extras
-        first = st.opt(st.seq(extra, extras)) if extra != EMPTY else EPS
-        for member, is_required in reversed(members):
-            new_later = st.seq(extras, self.item_sep, member, later)
-            new_first = st.seq(member, later)
-            if extra != EMPTY:
-                new_first = st.alt(new_first, st.seq(extra, new_later))
-            if not is_required:
-                new_later = st.alt(new_later, later)
-                new_first = st.alt(new_first, first)
-            first, later = new_first, new_later
-        return self.braces(b"{", first, b"}")
+        lo, hi = int(schema.get("minProperties", 0)), schema.get("maxProperties")
+        member = st.alt(*[t for _, t in extras], *[m for _, m, _ in members])
+        if lo > 1 and any(n is None for n, _ in extras):
+            self.note("undeclared properties count once towards minProperties (they may repeat a key)")
+            if lo > len(members) + len(extras):
+                self.unsupported("minProperties", path, "it needs undeclared properties with distinct keys")
+                lo = 0
+        tracker = _Tracker(lo, hi, rules)
+        if tracker.states() > _TRACKED_STATES and hi is not None:  # count the members apart: they split in one way
+            tracker = _Tracker(lo, None, rules)
+            body = st.and_(self.member_chain(members, extras, tracker), self.separated(member, 0, int(hi)))
+        else:
+            body = self.member_chain(members, extras, tracker)
+        return self.braces(b"{", body, b"}"), member
+
+    def member(self, schema: dict, name: str, path: str) -> int:
+        """``"name": value`` as the schema allows it (EMPTY where propertyNames rejects the name)."""
+        names_schema = schema.get("propertyNames", True)
+        if names_schema is not True and not self.validator.evolve(schema=names_schema).is_valid(name):
+            return EMPTY
+        value = self.value(self.property_schema(schema, name), path)
+        return self.st.seq(self.string_literal(name), self.key_sep, value)
+
+    def member_chain(self, members: list[tuple[str, int, bool]], extras: list[tuple[str | None, int]],
+                     tracker: _Tracker) -> int:
+        """Object bodies: the declared ``members`` in order (the required ones always), ``extras``
+        anywhere between them, the names written so far followed by ``tracker``.
+
+        ``node(i, state, written)``: what may follow, with member i next, the tracker's state, and
+        whether a separator comes first; ``here`` is the same without skipping member i. Extras
+        that leave the state as it is repeat (a star); the others only grow it, so this ends.
+        Without tracking this is one star of extras before each member and at the end.
+        """
+        st = self.st
+        nodes: dict[tuple, int] = {}
+        heres: dict[tuple, int] = {}
+
+        def node(i: int, state: Any, written: bool) -> int:
+            key = (i, state, written)
+            if key not in nodes:
+                skip = node(i + 1, state, written) if i < len(members) and not members[i][2] else EMPTY
+                nodes[key] = st.alt(here(i, state, written), skip)
+            return nodes[key]
+
+        def here(i: int, state: Any, written: bool) -> int:
+            key = (i, state, written)
+            if key in heres:
+                return heres[key]
+
+            def lead(t: int) -> int:
+                return st.seq(self.item_sep, t) if written else t
+
+            options = [EPS if i == len(members) and tracker.accepts(state) else EMPTY]
+            if i < len(members):
+                name, m, _ = members[i]
+                nxt = tracker.step(state, name, True)
+                if nxt is not None:
+                    options.append(st.seq(lead(m), node(i + 1, nxt, True)))
+            loops = []
+            for name, t in extras:
+                nxt = tracker.step(state, name, False)
+                if nxt == state and written:
+                    loops.append(t)
+                elif nxt is not None:
+                    options.append(st.seq(lead(t), here(i, nxt, True)))
+            heres[key] = st.seq(st.star(st.seq(self.item_sep, st.alt(*loops))), st.alt(*options))
+            return heres[key]
+
+        return node(0, tracker.start, False)
 
     def property_schema(self, schema: dict, name: str):
         """The schema a declared property's value must satisfy (properties and matching patterns)."""
@@ -615,7 +853,7 @@ class _SchemaCompiler:
         return out
 
     def extra_member(self, schema: dict, path: str, declared: list[str]) -> int:
-        """``"key": value`` for keys not declared, as additionalProperties/patternProperties allow."""
+        """``"key": value`` for keys not in ``declared``, as additionalProperties/patternProperties allow."""
         st = self.st
         additional = schema.get("additionalProperties", True)
         patterns = list(schema.get("patternProperties", {}).items())
@@ -686,6 +924,52 @@ class _SchemaCompiler:
             term = st.alt(*scalars, array, obj)
         self._any[depth] = term
         return term
+
+
+_TRACKED_STATES = 256  # tracker states of an object (min/maxProperties counts, dependentRequired names)
+_DEPENDENT_CASES = 4  # dependentSchemas names split into cases (2**n of them); more are intersected
+_UNIQUE_STATES = 4096  # sets of distinct values written, for uniqueItems
+
+
+class _Refused(Exception):
+    """A construction ran past its budget."""
+
+
+class _Tracker:
+    """What an object's members must add up to: at most ``hi`` members, ``lo`` distinct keys, and
+    for each name of ``rules`` written, the names it requires.
+
+    A state is (members written, distinct keys counted, tracked names written). Members counted
+    as keys: declared ones (each written once), tracked names (once), and one untracked undeclared
+    member: two of those may share a key, and ``json.loads`` keeps one (a sound lower bound; exact
+    where ``lo`` <= 1). The member count bounds the keys from above.
+    """
+
+    def __init__(self, lo: int, hi: int | None, rules: dict[str, list[str]]):
+        self.lo, self.hi = lo, INF if hi is None else int(hi)
+        self.rules = rules
+        self.names = frozenset(n for name, names in rules.items() for n in (name, *names))
+        self.start = (0, 0, frozenset())
+
+    def states(self) -> int:
+        return (1 + max(self.hi, 0)) * (1 + self.lo) * 2 ** (len(self.names) + (self.lo > 1))
+
+    def step(self, state: tuple, name: str | None, declared: bool) -> tuple | None:
+        """After writing member ``name`` (None: an untracked undeclared one); None past ``hi``."""
+        written, keys, seen = state
+        if self.hi != INF:
+            written += 1
+            if written > self.hi:
+                return None
+        if declared or name not in seen:
+            keys = min(keys + 1, self.lo)
+            if name in self.names or name is None and self.lo > 1:
+                seen = seen | {name}
+        return written, keys, seen
+
+    def accepts(self, state: tuple) -> bool:
+        _, keys, seen = state
+        return keys >= self.lo and all(set(self.rules[n]) <= seen for n in seen if n in self.rules)
 
 
 def _mask(chars: bytes) -> int:

@@ -11,15 +11,40 @@ The construction splits by sign and compares digit strings:
   same integer part and a fraction that compares >= digit by digit;
 - unsigned value <= b: symmetric;
 - a range is the intersection (AND) of the two, so each side stays simple.
+
+``multipleOf`` (``multiple_step`` and ``NumberTerms.multiples``): the multiples of a step
+``S / 10**D`` are the texts whose digits, read as the integer ``N = value * 10**D``, leave remainder
+0 modulo ``S``: a remainder automaton over the digits, unrolled over a bounded number of digits
+(terms have no cycles other than repetition). The bound is also what makes the language exact for
+the validator, which divides Python floats: within 15 significant digits, decimal text, its float
+and the float quotient agree on divisibility (see ``multiple_step``).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 
 from .terms import EMPTY, EPS, TermStore
 
 _ZERO_TO_NINE = (0x30, 0x39)
+SIGNIFICANT_DIGITS = 15  # a float tells apart every pair of decimals with this many significant digits
+
+
+@dataclass(frozen=True)
+class MultipleStep:
+    """Texts ``N / 10**scale`` (value times ``10**scale`` is the integer N) with ``modulus | N`` and
+    at most ``int_digits`` digits before the point; digits past ``scale`` must be zeros."""
+
+    modulus: int
+    scale: int
+    int_digits: int
+
+
+class MultipleRefused(Exception):
+    """``multipleOf`` has no exact regular form here; the message says why."""
 
 
 class NumberTerms:
@@ -117,6 +142,60 @@ class NumberTerms:
         return st.alt(st.seq(self._int_less(bi), st.opt(self.fraction)),
                       st.seq(st.literal(bi.encode()), self._frac_le(bf, strict)))
 
+    # -- multiples ------------------------------------------------------------------------------
+    def multiples(self, step: MultipleStep, budget: int = 30_000) -> int:
+        """Unsigned plain decimal texts (no exponent) in the language of ``step``.
+
+        With ``N = I * 10**scale + F`` (integer part I, fraction F padded to ``scale`` digits), a
+        state of the integer part is ``I mod (modulus / gcd(modulus, 10**scale))`` (all that decides
+        ``I * 10**scale mod modulus``) with the digits read so far, a state of the fraction is the
+        remainder of N with the unread digits zero and their count. Raises ``MultipleRefused`` past
+        ``budget`` states.
+        """
+        st = self.st
+        s, scale, int_digits = step.modulus, step.scale, step.int_digits
+        if int_digits < 1:
+            raise MultipleRefused(f"a step of {scale} decimals leaves no digits before the point")
+        if s >= 10 ** (int_digits + scale):  # no nonzero multiple has that few digits
+            return st.seq(st.literal(b"0"), st.opt(self.zero_fraction))
+        s_int = s // math.gcd(s, 10**scale)
+        memo: dict[tuple, int] = {}
+
+        def state(key: tuple, build) -> int:
+            if key not in memo:
+                if len(memo) > budget:
+                    raise MultipleRefused(f"a step of {s} / 10**{scale} needs more than {budget} states")
+                memo[key] = build()
+            return memo[key]
+
+        def digit(move, nxt, first: int = 0) -> int:  # a digit, then its state (digits grouped by target)
+            masks: dict[int, int] = {}
+            for c in range(first, 10):
+                t = move(c)
+                masks[t] = masks.get(t, 0) | 1 << (0x30 + c)
+            return st.alt(*[st.seq(st.byte_set(m), nxt(t)) for t, m in masks.items()])
+
+        def fraction(r: int, j: int, need: bool) -> int:  # j digits read; need: one more is due
+            if j == scale:  # the rest are zeros
+                return EMPTY if r else st.rep(st.literal(b"0"), 1 if need else 0)
+            weight = 10 ** (scale - j - 1)
+            return state(("f", r, j, need), lambda: st.alt(
+                EPS if r == 0 and not need else EMPTY,
+                digit(lambda c: (r + c * weight) % s, lambda t: fraction(t, j + 1, False))))
+
+        def after_integer(r: int) -> int:
+            padded = r * 10**scale % s
+            return st.alt(EPS if padded == 0 else EMPTY, st.seq(st.literal(b"."), fraction(padded, 0, True)))
+
+        def integer(r: int, n: int) -> int:  # n digits read, the first nonzero
+            def build() -> int:
+                more = digit(lambda c: (10 * r + c) % s_int, lambda t: integer(t, n + 1)) if n < int_digits else EMPTY
+                return st.alt(after_integer(r), more)
+            return state(("i", r, n), build)
+
+        return st.alt(st.seq(st.literal(b"0"), after_integer(0)),
+                      digit(lambda c: c % s_int, lambda t: integer(t, 1), first=1))
+
     # -- signed ranges --------------------------------------------------------------------------
     def decimal_range(self, lo: Decimal | None, lo_strict: bool, hi: Decimal | None, hi_strict: bool) -> int:
         """Plain decimal text (no exponent) whose value lies in the interval."""
@@ -145,6 +224,44 @@ class NumberTerms:
                 conds.append(self.unsigned_le(-lo, lo_strict))
             parts.append(st.seq(st.literal(b"-"), st.and_(*conds)))
         return st.alt(*parts)
+
+
+def multiple_step(divisor: int | float, integer: bool) -> MultipleStep:
+    """The exact language of ``multipleOf: divisor`` over plain decimal texts, as the validator decides it.
+
+    ``jsonschema`` computes ``instance % divisor`` for an int divisor (exact on ints, and on the
+    parsed float) and ``int(q) == q`` with the float ``q = instance / divisor`` for a float one.
+    Take the decimal ``s = S / 10**D`` the divisor is written as (its ``repr``), and texts with at
+    most 15 significant digits and ``|value| * 10**D < 10**15``. Then:
+
+    - where the divisor's float is exactly ``s`` (ints; floats such as 0.5 or 2.125), a multiple
+      ``n * s`` has a binary significand under 2**53: it parses exactly, the quotient is ``n``;
+    - a non-multiple's decimal quotient is at relative distance >= 1e-15 from every integer, more
+      than the roundings of the text, the division and the divisor (below) can move it;
+    - where the divisor's float is not ``s`` (0.01, 1e-8), some decimal multiples miss
+      (0.07 / 0.01 is 7.000000000000001), so only integers are exact: with
+      ``|s / divisor - 1| < 2**-54`` the quotient of a multiple ``n`` rounds to the integer
+      ``n / s``, or lies past 2**52 where every float is an integer.
+    """
+    exact = isinstance(divisor, int)
+    step = Fraction(divisor) if exact else Fraction(Decimal(repr(divisor)))
+    exact = exact or step == Fraction(divisor)
+    scale = 0
+    while (step * 10**scale).denominator != 1:
+        scale += 1
+    modulus = int(step * 10**scale)
+    if not exact:
+        if not integer:
+            raise MultipleRefused(f"{divisor!r} is not exact in binary floating point, and the validator's "
+                                  "float division rejects some of its decimal multiples (0.07 for 0.01)")
+        # (a quotient overflowing to inf makes the validator switch to exact fractions)
+        if abs(step / Fraction(divisor) - 1) >= Fraction(1, 2**54) or 1e16 / divisor > 1e300:
+            raise MultipleRefused(f"the float {divisor!r} is too far from its decimal {step}")
+    if integer:  # n is a multiple of S / 10**D iff S / gcd(S, 10**D) divides n
+        modulus //= math.gcd(modulus, 10**scale)
+        digits = SIGNIFICANT_DIGITS if modulus == 1 else SIGNIFICANT_DIGITS - scale
+        return MultipleStep(modulus, 0, digits)
+    return MultipleStep(modulus, scale, SIGNIFICANT_DIGITS - scale)
 
 
 def bound_decimal(value: int | float, strict: bool, lower: bool) -> Decimal:

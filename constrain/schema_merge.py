@@ -17,10 +17,12 @@ from typing import Any
 
 from jsonschema._utils import equal
 
-_MAX_KEYS = {"maxLength", "maxItems", "maxProperties", "maximum", "exclusiveMaximum", "maxContains"}
-_MIN_KEYS = {"minLength", "minItems", "minProperties", "minimum", "exclusiveMinimum", "minContains"}
-_SCHEMA_KEYS = {"items", "contains", "propertyNames", "additionalProperties", "unevaluatedItems",
-                "unevaluatedProperties", "not", "if", "then", "else"}
+_MAX_KEYS = {"maxLength", "maxItems", "maxProperties", "maximum", "exclusiveMaximum"}
+_MIN_KEYS = {"minLength", "minItems", "minProperties", "minimum", "exclusiveMinimum"}
+_SCHEMA_KEYS = {"items", "propertyNames", "additionalProperties", "unevaluatedItems", "unevaluatedProperties"}
+# Keywords read together: a side's minContains/maxContains count its own contains; then/else follow
+# its own if. Two different groups (or two different nots) both apply, so they are kept apart.
+_GROUPS = (("contains", "minContains", "maxContains"), ("if", "then", "else"), ("not",))
 _IGNORED = {"title", "description", "$comment", "examples", "default", "deprecated", "readOnly",
             "writeOnly", "$schema", "$id", "$anchor", "$defs", "definitions", "$dynamicAnchor",
             "contentMediaType", "contentEncoding", "contentSchema", "$vocabulary"}
@@ -44,8 +46,9 @@ def merge(a: Any, b: Any) -> Any:
     if a is False or b is False:
         return False
     out: dict = {k: v for k, v in a.items() if k not in _IGNORED}
+    grouped = _merge_groups(a, b, out)
     for key, bv in b.items():
-        if key in _IGNORED:
+        if key in _IGNORED or key in grouped:
             continue
         if key not in out:
             out[key] = bv
@@ -111,6 +114,23 @@ def merge(a: Any, b: Any) -> Any:
     if "prefixItems" in a or "prefixItems" in b:
         return _merge_positions(a, b, out)
     return out
+
+
+def _merge_groups(a: dict, b: dict, out: dict) -> set[str]:
+    """Put each of b's keyword groups into ``out``: as it is where a lacks the group (or has the
+    same), else into ``allOf``. Returns the keys it took care of."""
+    done: set[str] = set()
+    for group in _GROUPS:
+        mine = {k: b[k] for k in group if k in b}
+        done.update(mine)
+        if not mine:
+            continue
+        theirs = {k: a[k] for k in group if k in a}
+        if not theirs:
+            out.update(mine)
+        elif theirs != mine:
+            out["allOf"] = list(out.get("allOf", [])) + [mine]
+    return done
 
 
 def _merge_positions(a: dict, b: dict, out: dict) -> Any:

@@ -655,6 +655,20 @@ BEYOND = [
     ({"type":"integer","minimum":1e308}, [1,10**309]),
     ({"type":"integer","maximum":-0.5}, [0,-1,-0.0]),
     ({"type":"object","properties":{"a":{"type":"integer"}},"additionalProperties":{"type":"string"}}, [{"a":1,"a ":"x"},{"b":"x","a":1},{"a":1,"b":2}]),
+    ({"type":"integer","multipleOf":7,"minimum":-50,"maximum":100}, [14,15,-49,105,0,7.0,-0.0,-49.0]),
+    ({"type":"number","multipleOf":0.25,"exclusiveMaximum":3}, [0.25,0.3,3,2.75,-1.75,1e0,2.5e-1]),
+    ({"multipleOf":2.5}, [5,2.5,7.5,1,"x",-0.0,12.50]),
+    ({"type":"integer","multipleOf":1e-8}, [12391239123,1,1.5]),
+    ({"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"string"},"c":{}},"dependentRequired":{"a":["b"],"c":["a","b"]}},
+     [{},{"a":1},{"a":1,"b":"x"},{"c":None},{"a":1,"b":"x","c":None},{"b":"x","c":1}]),
+    ({"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"string"}},"dependentSchemas":{"a":{"properties":{"b":{"maxLength":1}}},"b":{"required":["a"]}}},
+     [{},{"a":1},{"a":1,"b":"x"},{"a":1,"b":"xy"},{"b":"x"}]),
+    ({"type":"object","properties":{"a":{"type":"integer"},"b":{}},"minProperties":1,"maxProperties":1}, [{},{"a":1},{"b":[]},{"a":1,"b":2}]),
+    ({"type":"array","items":{"type":"integer"},"contains":{"const":1},"minContains":1,"maxContains":2}, [[1],[1,1],[1,1,1],[2],[1,2,1,3]]),
+    ({"type":"array","prefixItems":[{"type":"string"}],"contains":{"type":"string"},"maxContains":1}, [["a"],["a","b"],["a",1],[1]]),
+    ({"type":"array","items":{"enum":["a","b",1,1.0]},"uniqueItems":True}, [[],["a","b"],["a","a"],[1],[1,"a",1]]),
+    ({"type":"array","prefixItems":[{"type":"boolean"}],"items":{"enum":[True,None]},"uniqueItems":True,"minItems":2},
+     [[True,None],[False,True,None],[True,True],[True]]),
 ]
 
 
@@ -855,7 +869,9 @@ def test_generator_makes_valid_instances():
 # --------------------------------------------------------------------------------------------------
 
 SUITE_FILES = ["type", "enum", "const", "properties", "required", "items", "minItems", "maxItems", "minLength",
-               "maxLength", "pattern", "additionalProperties", "ref", "format"]
+               "maxLength", "pattern", "additionalProperties", "ref", "format", "multipleOf", "contains",
+               "minContains", "maxContains", "uniqueItems", "dependentRequired", "dependentSchemas",
+               "minProperties", "maxProperties", "allOf", "not"]
 
 
 def suite_groups():
@@ -898,14 +914,16 @@ def test_json_schema_test_suite(group):
 
 
 @pytest.mark.parametrize("schema,keyword,path", [
-    ({"multipleOf": 3}, "multipleOf", "#"),
-    ({"type": "integer", "multipleOf": 2}, "multipleOf", "#"),
-    ({"type": "object", "properties": {"a": {"type": "array", "items": {"type": "integer", "multipleOf": 3}}}},
+    ({"multipleOf": 0.01}, "multipleOf", "#"),
+    ({"type": "number", "multipleOf": 0.1}, "multipleOf", "#"),
+    ({"type": "object", "properties": {"a": {"type": "array", "items": {"type": "number", "multipleOf": 0.01}}}},
      "multipleOf", "#/properties/a/items"),
     ({"type": "object", "properties": {"a/b~": {"uniqueItems": True}}}, "uniqueItems", "#/properties/a~1b~0"),
     ({"type": "object", "additionalProperties": {"uniqueItems": True}}, "uniqueItems", "#/additionalProperties"),
-    ({"$defs": {"x": {"multipleOf": 1.5}}, "$ref": "#/$defs/x"}, "multipleOf", "#/$defs/x"),
-    ({"type": "object", "dependentSchemas": {"a": {}}}, "dependentSchemas", "#"),
+    ({"$defs": {"x": {"multipleOf": 0.3}}, "$ref": "#/$defs/x"}, "multipleOf", "#/$defs/x"),
+    ({"type": "array", "contains": {"minimum": 5}, "maxContains": 1}, "maxContains", "#"),
+    ({"type": "object", "properties": {"a": {"items": {"type": "string"}, "uniqueItems": True}}},
+     "uniqueItems", "#/properties/a"),
     ({"unevaluatedProperties": False}, "unevaluatedProperties", "#"),
     ({"not": {"type": "object"}}, "not", "#"),
     ({"$ref": "https://example.com/schema"}, "$ref", "#"),
@@ -983,7 +1001,7 @@ def test_recursive_ref_is_sound():
 
 def test_lenient_records_warnings():
     tok = get_tok("smollm2")
-    schema = {"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 3}}, "required": ["n"]}
+    schema = {"type": "object", "properties": {"n": {"type": "number", "multipleOf": 0.01}}, "required": ["n"]}
     with pytest.raises(constrain.UnsupportedSchemaError):
         tok.compiler.compile_json_schema(schema)
     grammar = tok.compiler.compile_json_schema(schema, lenient=True)
@@ -1053,3 +1071,164 @@ def test_format_date_year_zero():
         assert not validator(schema).is_valid(value)
         grammar = tok.compiler.compile_json_schema(schema)
         assert not matcher_verdict(tok, grammar, tok.canonical(json.dumps(value))), value
+
+
+# --------------------------------------------------------------------------------------------------
+# Counting and arithmetic: multipleOf, dependentRequired, dependentSchemas, min/maxProperties beside
+# declared properties, maxContains, uniqueItems. Instances are in our form by construction (declared
+# order, no extras, json.dumps numbers), so the verdict must equal the validator's both ways.
+# --------------------------------------------------------------------------------------------------
+
+
+def assert_exact(tok: Tok, grammar, schema, instances, **dumps) -> None:
+    v = validator(schema)
+    for x in instances:
+        text = json.dumps(x, **dumps)
+        got = matcher_verdict(tok, grammar, tok.canonical(text))
+        assert got == v.is_valid(x), f"schema={json.dumps(schema)} text={text!r} valid={v.is_valid(x)}"
+
+
+OBJECT_NAMES = ["a", "b", "c", "d"]
+OBJECT_VALUES = [1, "x"]
+
+
+@st.composite
+def dependent_object_schema(draw):
+    props = {n: draw(st.sampled_from([{"type": "integer"}, {"type": "string"}, {}])) for n in OBJECT_NAMES}
+    s = {"type": "object", "properties": props}
+    names = st.sampled_from(OBJECT_NAMES + ["e"])  # "e" is never declared
+    if draw(st.booleans()):
+        s["required"] = draw(st.lists(st.sampled_from(OBJECT_NAMES), unique=True, max_size=2))
+    if draw(st.booleans()):
+        s["dependentRequired"] = draw(st.dictionaries(names, st.lists(names, unique=True, max_size=2), max_size=3))
+    if draw(st.booleans()):
+        sub = st.one_of(st.builds(lambda n: {"required": [n]}, names),
+                        st.builds(lambda n, t: {"properties": {n: {"type": t}}}, names, st.sampled_from(["integer", "string"])),
+                        st.builds(lambda k: {"maxProperties": k}, st.integers(0, 3)),
+                        st.builds(lambda k: {"minProperties": k}, st.integers(0, 3)),
+                        st.sampled_from([True, False]))
+        s["dependentSchemas"] = draw(st.dictionaries(names, sub, max_size=3))
+    if draw(st.booleans()):
+        s["minProperties"] = draw(st.integers(0, 3))
+    if draw(st.booleans()):
+        s["maxProperties"] = draw(st.integers(0, 4))
+    return s
+
+
+def object_instances(rnd: random.Random, n: int) -> list[dict]:
+    out = [{}, {name: 1 for name in OBJECT_NAMES}]
+    for _ in range(n):
+        out.append({name: rnd.choice(OBJECT_VALUES) for name in OBJECT_NAMES if rnd.random() < 0.5})
+    return out
+
+
+@settings(max_examples=60, **GEN_SETTINGS)
+@given(schema=dependent_object_schema(), rnd=st.randoms(use_true_random=False))
+def test_dependencies_and_property_counts_are_exact(schema, rnd):
+    tok = get_tok("smollm2")
+    grammar = tok.compiler.compile_json_schema(schema)
+    assert_exact(tok, grammar, schema, object_instances(rnd, 14))
+    # undeclared members allowed: sound (they may repeat a key, so they count once for minProperties)
+    try:
+        loose = tok.compiler.compile_json_schema(schema, strict_properties=False)
+    except constrain.UnsupportedSchemaError as exc:
+        assert exc.keyword == "minProperties"
+        return
+    for x in object_instances(rnd, 4):
+        check_instance(tok, loose, schema, x, rnd=rnd)
+        check_instance(tok, loose, schema, dict(x, e=1), rnd=rnd)
+    if loose.matcher().allowed_token_ids().size:
+        check_walks(tok, loose, schema, rnd, 2)
+
+
+ARRAY_VALUES = ["a", "b", 1, True, None]
+
+
+@st.composite
+def counted_array_schema(draw):
+    values = st.lists(st.sampled_from(ARRAY_VALUES), min_size=1, max_size=4, unique_by=json.dumps)
+    s = {"type": "array", "items": draw(st.one_of(st.builds(lambda v: {"enum": v}, values),
+                                                  st.just({"type": "boolean"}), st.just({"type": ["null", "string"]})))}
+    if draw(st.booleans()):
+        s["prefixItems"] = [draw(st.builds(lambda v: {"enum": v}, values))]
+    if draw(st.booleans()):
+        s["uniqueItems"] = True
+    if draw(st.booleans()):
+        s["contains"] = draw(st.one_of(st.builds(lambda v: {"enum": v}, values), st.builds(lambda v: {"const": v},
+                                                                                             st.sampled_from(ARRAY_VALUES))))
+        if draw(st.booleans()):
+            s["minContains"] = draw(st.integers(0, 2))
+        if draw(st.booleans()):
+            s["maxContains"] = draw(st.integers(0, 3))
+    if draw(st.booleans()):
+        s["minItems"] = draw(st.integers(0, 2))
+    if draw(st.booleans()):
+        s["maxItems"] = draw(st.integers(0, 4))
+    return s
+
+
+@settings(max_examples=60, **GEN_SETTINGS)
+@given(schema=counted_array_schema(), rnd=st.randoms(use_true_random=False))
+def test_contains_counts_and_unique_items_are_exact(schema, rnd):
+    tok = get_tok("smollm2")
+    try:
+        grammar = tok.compiler.compile_json_schema(schema)
+    except constrain.UnsupportedSchemaError as exc:  # uniqueItems over strings is not regular
+        assert exc.keyword == "uniqueItems" and "string" in json.dumps(schema["items"]), schema
+        return
+    instances = [[], [rnd.choice(ARRAY_VALUES)]]
+    instances += [[rnd.choice(ARRAY_VALUES) for _ in range(rnd.randint(2, 5))] for _ in range(14)]
+    assert_exact(tok, grammar, schema, instances)
+    if grammar.matcher().allowed_token_ids().size:
+        check_walks(tok, grammar, schema, rnd, 2)
+
+
+@settings(max_examples=40, **GEN_SETTINGS)
+@given(divisor=st.sampled_from([2, 3, 7, 12, 0.5, 1.5, 2.125, 6.75, 1.0, 1e-8, 0.01]),
+       integer=st.booleans(), bounded=st.booleans(), rnd=st.randoms(use_true_random=False))
+def test_multiple_of_is_exact(divisor, integer, bounded, rnd):
+    schema = {"type": "integer" if integer else "number", "multipleOf": divisor}
+    if bounded:
+        schema.update(minimum=-40, exclusiveMaximum=rnd.choice([20, 20.5]))
+    tok = get_tok("smollm2")
+    try:
+        grammar = tok.compiler.compile_json_schema(schema)
+    except constrain.UnsupportedSchemaError as exc:
+        assert exc.keyword == "multipleOf" and divisor in (0.01, 1e-8) and not integer
+        return
+    step = divisor if isinstance(divisor, int) else float(divisor)
+    values = [k * step for k in range(-30, 31, 3)] + [rnd.randint(-10**6, 10**6) * step for _ in range(5)]
+    values += [v + d for v in values[:6] for d in (0.5, 1, 0.25)] + [int(v) for v in values if float(v).is_integer()]
+    values += list(range(-20, 21, 7))
+    assert_exact(tok, grammar, schema, [v for v in values if abs(v) < 1e12 and "e" not in json.dumps(v)])
+    if grammar.matcher().allowed_token_ids().size:
+        check_walks(tok, grammar, schema, rnd, 3)
+
+
+def test_merged_schemas_do_not_share_terms():
+    """Terms are memoized by schema identity; merged schemas are temporary, so a freed one's id
+    came back for another and got its term (here: arrays rejected under "only")."""
+    tok = get_tok("smollm2")
+    schema = {"properties": {"skip": {"oneOf": [{"type": "boolean"}, {"type": "array", "items": {"type": "string"}}]},
+                             "only": {"oneOf": [{"type": "array", "items": {"type": "object"}}, {"type": "string"}]}}}
+    grammar = tok.compiler.compile_json_schema(schema)
+    assert_exact(tok, grammar, schema, [{"only": []}, {"skip": True, "only": [{}]}, {"skip": [1]}, {"only": [1]},
+                                        {"skip": ["x"], "only": "y"}])
+
+
+@pytest.mark.parametrize("schema,instances", [
+    ({"allOf": [{"not": {"type": "string"}}, {"not": {"type": "null"}}]}, ["x", None, 1]),
+    ({"allOf": [{"if": {"type": "string"}, "then": {"maxLength": 1}}, {"if": {"maxLength": 3}, "then": {"minLength": 1}}]},
+     ["abc", "", "a", "abcd"]),
+    ({"type": "array", "allOf": [{"contains": {"const": "a"}, "maxContains": 1}, {"contains": {"const": "b"}}]},
+     [["a", "b"], ["a", "a", "b"], ["b"], ["a"]]),
+])
+def test_allof_keeps_keyword_groups_apart(schema, instances):
+    """Two nots, two ifs (with their then/else), two contains (with their counts) all apply:
+    merging them into one would weaken the schema."""
+    tok = get_tok("smollm2")
+    try:
+        grammar = tok.compiler.compile_json_schema(schema)
+    except constrain.UnsupportedSchemaError:
+        return
+    assert_exact(tok, grammar, schema, instances)

@@ -1,13 +1,19 @@
-"""Numeric bounds over decimal text agree with Python's comparison of the value json.loads gives."""
+"""Numeric bounds and multiples over decimal text agree with what the validator computes on the value json.loads gives."""
 
+import functools
 import itertools
 import json
 import random
+from decimal import Decimal
+from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from constrain.automaton import DEAD, LazyDFA
-from constrain.numbers import NumberTerms, bound_decimal
+from constrain.numbers import SIGNIFICANT_DIGITS, MultipleRefused, NumberTerms, bound_decimal, multiple_step
 from constrain.terms import TermStore
 
 
@@ -63,3 +69,105 @@ def test_strict_float_bound_is_sound_at_the_rounding_edge():
     dfa = LazyDFA(store, terms.decimal_range(bound_decimal(0.1, True, lower=True), True, None, False))
     state = dfa.step(dfa.start, b"0.10000000000000000001")
     assert state == DEAD or not dfa.accepting[state]
+
+
+# --------------------------------------------------------------------------------------------------
+# multipleOf: the multiples' language against the validator's float arithmetic
+# --------------------------------------------------------------------------------------------------
+
+
+DIVISORS = [2, 3, 7, 11, 13, 77, 100, 429, 1.0, 1.5, 0.5, 0.25, 2.5, 2.125, 6.75, 13.5, 10.0, 1e-8, 0.01, 0.1, 0.3,
+            0.0001, 0.123456789, 1e-05, 1e20]
+
+
+@functools.lru_cache(maxsize=None)
+def _multiples_dfa(divisor, integer: bool):
+    store = TermStore()
+    terms = NumberTerms(store)
+    try:
+        step = multiple_step(divisor, integer)
+        term = store.seq(store.opt(store.literal(b"-")), terms.multiples(step))
+    except MultipleRefused:
+        return None
+    return LazyDFA(store, term), step
+
+
+def _in_surface(text: str, step) -> bool:
+    """Plain decimal, at most 15 significant digits, and the step's integer digits."""
+    digits = text.lstrip("-")
+    if "e" in digits or "E" in digits:
+        return False
+    whole = digits.split(".")[0]
+    return len(whole.lstrip("0")) <= step.int_digits and _significant_digits(text) <= SIGNIFICANT_DIGITS
+
+
+def _check_multiple(divisor, integer: bool, text: str) -> None:
+    got_dfa = _multiples_dfa(divisor, integer)
+    if got_dfa is None:  # refused: a non-exact float step on numbers, or one too far from its decimal
+        exact = isinstance(divisor, int) or Fraction(Decimal(repr(divisor))) == Fraction(divisor)
+        assert not exact and (not integer or divisor == 1e-05), (divisor, integer)
+        return
+    dfa, step = got_dfa
+    value = json.loads(text)
+    if integer and not (isinstance(value, int) or value.is_integer()):
+        return  # the integer type rejects it anyway
+    valid = Draft202012Validator({"multipleOf": divisor}).is_valid(value)
+    state = dfa.step(dfa.start, text.encode())
+    got = state != DEAD and bool(dfa.accepting[state])
+    if got:
+        assert valid, (divisor, integer, text)
+    elif valid:
+        assert not _in_surface(text, step), (divisor, integer, text)
+
+
+def _text(value: Decimal, zeros: int) -> str:
+    text = format(value, "f")
+    if zeros:
+        text += ("" if "." in text else ".") + "0" * zeros
+    return text
+
+
+@settings(max_examples=600, deadline=None)
+@given(divisor=st.sampled_from(DIVISORS), integer=st.booleans(), n=st.integers(-10**17, 10**17),
+       shift=st.sampled_from([Decimal(0), Decimal(0), Decimal(1), Decimal("0.001"), Decimal("1e-12"),
+                              Decimal("0.5"), Decimal("1e-17")]),
+       small=st.booleans(), zeros=st.integers(0, 3))
+def test_multiple_of_matches_validator(divisor, integer, n, shift, small, zeros):
+    step = Fraction(divisor) if isinstance(divisor, int) else Fraction(Decimal(repr(divisor)))
+    if small:
+        n %= 10**4
+    value = Decimal(n * step.numerator) / Decimal(step.denominator) + shift
+    _check_multiple(divisor, integer, _text(value, zeros))
+
+
+@pytest.mark.parametrize("divisor", DIVISORS)
+def test_multiple_of_small_values(divisor):
+    """Every text with up to 2 decimals in [-30, 30], and the suite's edge cases."""
+    texts = {"0", "-0", "0.0", "-0.0", "1e+308", "12391239123", "4.5000000000000001", "0.0075", "0.00751"}
+    texts |= {_text(Decimal(k) / 100, z) for k in range(-3000, 3001, 7) for z in (0, 1)}
+    for integer in (False, True):
+        for text in sorted(texts):
+            _check_multiple(divisor, integer, text)
+
+
+@pytest.mark.parametrize("divisor,integer,accepted,rejected", [
+    (3, True, ["0", "-0", "3", "-3", "9.0", "999999999999999"], ["4", "10.0", "1.5"]),
+    (1.5, False, ["0", "4.5", "-4.5", "1.50", "3.0"], ["35", "4.4", "1.5e0"]),
+    (0.25, False, ["0.25", "-0.75", "100", "0.2500"], ["0.2", "0.125"]),
+    (1e-8, True, ["12391239123", "1", "0", "1.0"], ["1e+308"]),
+    (0.01, True, ["7", "123456789012345"], ["0.07"]),
+])
+def test_multiple_of_examples(divisor, integer, accepted, rejected):
+    dfa, _ = _multiples_dfa(divisor, integer)
+    for text in accepted + rejected:
+        state = dfa.step(dfa.start, text.encode())
+        assert (state != DEAD and bool(dfa.accepting[state])) == (text in accepted), text
+
+
+def test_multiple_of_refusals():
+    with pytest.raises(MultipleRefused):
+        multiple_step(0.01, integer=False)  # 0.07 / 0.01 == 7.000000000000001
+    with pytest.raises(MultipleRefused):
+        NumberTerms(TermStore()).multiples(multiple_step(2**-20, integer=False))  # 20 decimals
+    with pytest.raises(MultipleRefused):
+        NumberTerms(TermStore()).multiples(multiple_step(999983, integer=False), budget=1000)
