@@ -468,7 +468,9 @@ class _SchemaCompiler:
         num = self.num
         sign = st.opt(st.literal(b"-"))
         if integer:
-            base = st.seq(sign, num.natural, st.opt(num.zero_fraction))
+            # "N.0" parses as a float: past 308 digits it is inf, which is no integer
+            short = st.alt(st.literal(b"0"), st.seq(num.nonzero, st.rep(num.digit, 0, 307)))
+            base = st.seq(sign, st.alt(num.natural, st.seq(short, num.zero_fraction)))
         else:
             exp = st.seq(st.byte_set(_mask(b"eE")), st.opt(st.byte_set(_mask(b"+-"))), st.rep(num.digit, 1))
             base = st.seq(sign, num.natural, st.opt(num.fraction), st.opt(exp))

@@ -1232,3 +1232,22 @@ def test_allof_keeps_keyword_groups_apart(schema, instances):
     except constrain.UnsupportedSchemaError:
         return
     assert_exact(tok, grammar, schema, instances)
+
+
+def test_integer_with_zero_fraction_stays_finite():
+    """``1e308``-sized integers written with ``.0`` parse to a float; past 308 digits that is inf,
+    which the validator does not count as an integer."""
+    from constrain.automaton import DEAD, LazyDFA
+    from constrain.json_schema import compile_schema_term
+    from constrain.terms import TermStore
+    import jsonschema
+
+    store = TermStore()
+    term, _, _ = compile_schema_term({"type": "integer"}, store)
+    dfa = LazyDFA(store, term)
+    validator = jsonschema.Draft202012Validator({"type": "integer"})
+    for digits in (1, 308, 309, 400):
+        for text in ("9" * digits, "9" * digits + ".0"):
+            s = dfa.step(dfa.start, text.encode())
+            ours = s != DEAD and bool(dfa.accepting[s])
+            assert ours == validator.is_valid(json.loads(text)), (digits, text[-4:])
