@@ -38,7 +38,7 @@ class ParseTable:
             self.rules_of[lhs].append(i)
         self.nullable = self._nullable(aug + 1)
         self.ignore = frozenset(self.lexeme_ids[n] for n in grammar.ignore)
-        self.max_interned = 100_000
+        self.max_interned = 20_000  # charts hold ~20 GC-tracked objects each: bounds full-GC pauses
         self._interned: dict[frozenset, Chart] = {}
         self._root: Chart | None = None
 
