@@ -216,3 +216,33 @@ def test_bad_regex_fails_before_model_load(capsys, no_model):
     assert "RegexError" in err and "Traceback" not in err
     assert main(["generate", "--regex", "(?<=a)b", "hi"]) == 2
     assert "lookaround" in capsys.readouterr().err
+
+
+def test_bad_grammar_fails_before_model_load(tmp_path, capsys, no_model):
+    bad = _write(tmp_path, "g.lark", "start: item\nitem: \"a\" missing\n")
+    assert main(["generate", "--grammar", str(bad), "hi"]) == 2
+    err = capsys.readouterr().err
+    assert "GrammarError" in err and "missing" in err and "Traceback" not in err
+    bad_gbnf = _write(tmp_path, "g.gbnf", 'root ::= "a" (\n')
+    assert main(["generate", "--grammar", str(bad_gbnf), "hi"]) == 2
+    assert "GrammarError" in capsys.readouterr().err
+
+
+def test_unknown_grammar_name_lists_the_ready_ones(capsys, no_model):
+    assert main(["generate", "--grammar", "no_such_grammar", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_grammar" in err and "sql_select" in err
+
+
+def test_grammar_and_regex_are_exclusive(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--grammar", "json", "--regex", "a", "hi"])
+    assert info.value.code == 2
+
+
+def test_ready_grammars_by_name():
+    from constrain import grammars
+    from constrain.cli import _load_grammar
+
+    assert _load_grammar("json") == grammars.load("json")
+    assert _load_grammar("json.gbnf") == grammars.load("json", "gbnf")
