@@ -107,10 +107,10 @@ class VocabTrie:
                 if n_alive * 8 < len(states):  # switch to sparse
                     nodes = np.flatnonzero(alive)
                     states = states[nodes]
-                    nodes, states = self._expand(dfa, d, nodes, states)
+                    nodes, states = self.expand(dfa, d, nodes, states)
                 else:
                     parent_states = states[self.parent[d + 1]]
-                    states = self._step(dfa, parent_states, self.level_bytes[d + 1])
+                    states = self.step_states(dfa, parent_states, self.level_bytes[d + 1])
             else:
                 keep = states != DEAD
                 nodes, states = nodes[keep], states[keep]
@@ -123,18 +123,20 @@ class VocabTrie:
                     out.append(self.end_token[d][alive[ends]])
                 if d + 1 == len(self.level_bytes):
                     break
-                nodes, states = self._expand(dfa, d, nodes, states)
+                nodes, states = self.expand(dfa, d, nodes, states)
                 if len(nodes) == 0:
                     break
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     @staticmethod
-    def _step(dfa: LazyDFA, parent_states: np.ndarray, level_bytes: np.ndarray) -> np.ndarray:
+    def step_states(dfa: LazyDFA, parent_states: np.ndarray, level_bytes: np.ndarray) -> np.ndarray:
+        """``dfa``'s successors of ``parent_states`` on ``level_bytes`` (rows filled on demand)."""
         if not dfa.row_known[parent_states].all():
             dfa.ensure_rows(parent_states)
         return dfa.table.reshape(-1)[parent_states * 256 + level_bytes]
 
-    def _expand(self, dfa: LazyDFA, d: int, nodes: np.ndarray, states: np.ndarray):
+    def expand(self, dfa: LazyDFA, d: int, nodes: np.ndarray, states: np.ndarray):
+        """The children (at level ``d + 1``) of level-``d`` ``nodes`` in ``states``, and their states."""
         lo, hi = self.child_lo[d][nodes], self.child_hi[d][nodes]
         counts = hi - lo
         total = int(counts.sum())
@@ -143,7 +145,7 @@ class VocabTrie:
         offsets = np.repeat(lo - (np.cumsum(counts) - counts), counts)
         children = np.arange(total, dtype=np.int64) + offsets
         parent_states = np.repeat(states, counts)
-        return children, self._step(dfa, parent_states, self.level_bytes[d + 1][children])
+        return children, self.step_states(dfa, parent_states, self.level_bytes[d + 1][children])
 
     def pack(self, token_ids: np.ndarray, extra_ids=()) -> np.ndarray:
         """Pack token ids into an int32 bitmask of ``ceil(V/32)`` words (bit i of word i//32)."""
@@ -193,8 +195,39 @@ class StringBodyIndex:
         return self.plain_ids[: int(np.searchsorted(self.plain_chars, max_chars, side="right"))]
 
 
+class TokenEnds:
+    """Per trie level: the token ending at each node, and whether the node has children."""
+
+    def __init__(self, vocab: Vocabulary):
+        trie = trie_for(vocab)
+        self.token_at: list[np.ndarray] = []
+        self.extra: list[dict[int, list[int]]] = []  # tokens with the same bytes as another
+        self.has_kids: list[np.ndarray] = []
+        for d, level in enumerate(trie.level_bytes):
+            at = np.full(len(level), -1, dtype=np.int64)
+            extra: dict[int, list[int]] = {}
+            for node, tok in zip(trie.end_node[d].tolist(), trie.end_token[d].tolist()):
+                if at[node] < 0:
+                    at[node] = tok
+                else:
+                    extra.setdefault(node, []).append(tok)
+            self.token_at.append(at)
+            self.extra.append(extra)
+            self.has_kids.append(trie.child_hi[d] > trie.child_lo[d])
+
+    def tokens_at(self, level: int, nodes: np.ndarray) -> np.ndarray:
+        got = self.token_at[level][nodes]
+        got = got[got >= 0]
+        extra = self.extra[level]
+        if extra:
+            more = [t for n in np.intersect1d(nodes, np.fromiter(extra, dtype=np.int64)).tolist() for t in extra[n]]
+            if more:
+                got = np.concatenate([got, np.asarray(more, dtype=np.int64)])
+        return got
+
+
 _PER_VOCAB: dict[tuple[type, str], object] = {}
-_PER_VOCAB_LOCK = threading.Lock()
+_PER_VOCAB_LOCK = threading.RLock()  # re-entrant: TokenEnds builds on the trie
 
 
 def _once_per_vocab(kind: type, vocab: Vocabulary):
@@ -218,3 +251,8 @@ def string_index_for(vocab: Vocabulary) -> StringBodyIndex:
 def trie_for(vocab: Vocabulary) -> VocabTrie:
     """The trie of a vocabulary, built once per process."""
     return _once_per_vocab(VocabTrie, vocab)
+
+
+def token_ends_for(vocab: Vocabulary) -> TokenEnds:
+    """The token ends of a vocabulary's trie, built once per process."""
+    return _once_per_vocab(TokenEnds, vocab)

@@ -27,7 +27,7 @@ import numpy as np
 from ..automaton import DEAD
 from ..errors import BudgetExceededError
 from ..terms import TermStore
-from ..token_index import VocabTrie
+from ..token_index import VocabTrie, token_ends_for
 from ..vocab import Vocabulary
 from .earley import Chart, ParseTable
 from .ir import Grammar
@@ -73,7 +73,7 @@ class CompiledCFG:
         self.vocab = vocab
         self.trie = trie
         self.max_configs = max_configs
-        self.ends = token_ends_for(vocab, trie)
+        self.ends = token_ends_for(vocab)
         self.source = source
         self.warnings: tuple[str, ...] = ()
         self.grammar = grammar.validate()
@@ -248,10 +248,12 @@ class CompiledCFG:
         for level, nodes in starts.items():
             if level + 1 >= levels:
                 continue
-            kids = (np.arange(len(trie.level_bytes[0]), dtype=np.int64) if level == ROOT_LEVEL
-                    else _children(trie, level, nodes))
+            if level == ROOT_LEVEL:
+                kids = np.arange(len(trie.level_bytes[0]), dtype=np.int64)
+                states = trie.step_states(lexer, np.full(len(kids), s0, dtype=np.int64), trie.level_bytes[0])
+            else:
+                kids, states = trie.expand(lexer, level, nodes, np.full(len(nodes), s0, dtype=np.int64))
             if len(kids):
-                states = _gather(lexer, np.full(len(kids), s0, dtype=np.int64), trie.level_bytes[level + 1][kids])
                 pending.setdefault(level + 1, []).append((kids, states))
         tokens: list[np.ndarray] = []
         exits: dict[int, dict[int, list[np.ndarray]]] = {}
@@ -278,7 +280,7 @@ class CompiledCFG:
                     for lexeme in lexer.accepts[st]:
                         exits.setdefault(lexeme, {}).setdefault(d, []).append(at)
             if len(nodes):
-                kids, kid_states = _expand(trie, lexer, d, nodes, states)
+                kids, kid_states = trie.expand(lexer, d, nodes, states)
                 if len(kids):
                     pending.setdefault(d + 1, []).append((kids, kid_states))
         merged = {lexeme: {d: np.unique(np.concatenate(v)) for d, v in by_level.items()}
@@ -289,65 +291,3 @@ class CompiledCFG:
 def _closed_under_concatenation(store: TermStore, term: int) -> bool:
     """``L·L ⊆ L``: two lexemes in a row read the same as one."""
     return store.is_empty(store.and_(store.cat(term, term), store.not_(term)))
-
-
-class TokenEnds:
-    """Per trie level: the token ending at each node, and whether the node has children."""
-
-    def __init__(self, trie: VocabTrie):
-        self.token_at: list[np.ndarray] = []
-        self.extra: list[dict[int, list[int]]] = []  # tokens with the same bytes as another
-        self.has_kids: list[np.ndarray] = []
-        for d, level in enumerate(trie.level_bytes):
-            at = np.full(len(level), -1, dtype=np.int64)
-            extra: dict[int, list[int]] = {}
-            for node, tok in zip(trie.end_node[d].tolist(), trie.end_token[d].tolist()):
-                if at[node] < 0:
-                    at[node] = tok
-                else:
-                    extra.setdefault(node, []).append(tok)
-            self.token_at.append(at)
-            self.extra.append(extra)
-            self.has_kids.append(trie.child_hi[d] > trie.child_lo[d])
-
-    def tokens_at(self, level: int, nodes: np.ndarray) -> np.ndarray:
-        got = self.token_at[level][nodes]
-        got = got[got >= 0]
-        extra = self.extra[level]
-        if extra:
-            more = [t for n in np.intersect1d(nodes, np.fromiter(extra, dtype=np.int64)).tolist() for t in extra[n]]
-            if more:
-                got = np.concatenate([got, np.asarray(more, dtype=np.int64)])
-        return got
-
-
-_ENDS: dict[str, TokenEnds] = {}
-
-
-def token_ends_for(vocab: Vocabulary, trie: VocabTrie) -> TokenEnds:
-    got = _ENDS.get(vocab.fingerprint)
-    if got is None:
-        got = _ENDS[vocab.fingerprint] = TokenEnds(trie)
-    return got
-
-
-def _children(trie: VocabTrie, level: int, nodes: np.ndarray) -> np.ndarray:
-    lo, hi = trie.child_lo[level][nodes], trie.child_hi[level][nodes]
-    counts = hi - lo
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.arange(total, dtype=np.int64) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
-
-
-def _expand(trie: VocabTrie, lexer: Lexer, level: int, nodes: np.ndarray, states: np.ndarray):
-    lo, hi = trie.child_lo[level][nodes], trie.child_hi[level][nodes]
-    counts = hi - lo
-    kids = _children(trie, level, nodes)
-    return kids, _gather(lexer, np.repeat(states, counts), trie.level_bytes[level + 1][kids])
-
-
-def _gather(lexer: Lexer, states: np.ndarray, level_bytes: np.ndarray) -> np.ndarray:
-    if not lexer.row_known[states].all():
-        lexer.ensure_rows(states)
-    return lexer.table.reshape(-1)[states.astype(np.int64) * 256 + level_bytes]
