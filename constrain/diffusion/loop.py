@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..sampling.loop import logsumexp
+from ..sampling.loop import pooled_posterior
 from .adapters import Denoiser
 from .dingo import dingo
 from .filtering import forward_filter
@@ -82,16 +82,8 @@ class DiffusionResult:
 
     def posterior(self) -> dict[tuple, float]:
         """Self-normalized weights summed per distinct canvas (valid ones only)."""
-        lw = np.array([s.log_weight if s.valid is not False else NEG_INF for s in self.samples])
-        total = logsumexp(lw)
-        out: dict[tuple, float] = {}
-        if total == NEG_INF:
-            return out
-        for s, w in zip(self.samples, lw):
-            if w > NEG_INF:
-                k = tuple(s.tokens)
-                out[k] = out.get(k, 0.0) + math.exp(w - total)
-        return out
+        return pooled_posterior([(tuple(s.tokens), s.log_weight if s.valid is not False else NEG_INF)
+                                 for s in self.samples])
 
     def draw(self, rng: np.random.Generator | None = None) -> DiffusionSample | None:
         """One valid sample chosen ∝ its weight; None when no sample is valid."""

@@ -80,7 +80,7 @@ from ..sampling.awrs import awrs_step, sample_order
 from .completability import NO, YES, CanvasChecker
 from .loop import Committer
 from .slots import OPEN, candidates
-from .smc import resample_rows
+from .smc import init_resampling, resample_rows
 
 __all__ = ["RejectionCommitter", "RejectionSample", "RejectionSMC"]
 
@@ -208,12 +208,7 @@ class RejectionSMC(RejectionCommitter):
                  initial_witness: Sequence[int] | None = None, ess_threshold: float = 0.5,
                  resampling: str = "systematic"):
         super().__init__(mask_id, checker, top_k=top_k, initial_witness=initial_witness)
-        if resampling not in ("systematic", "multinomial", "stratified"):
-            raise ValueError(f"unknown resampling method {resampling!r}")
-        self.ess_threshold = float(ess_threshold)
-        self.resampling = resampling
-        self.resamples = 0
-        self.ess_history: list[float] = []
+        init_resampling(self, ess_threshold, resampling)
 
     def commit(self, gen, logp, positions, offset, rng):
         super().commit(gen, logp, positions, offset, rng)

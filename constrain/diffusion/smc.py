@@ -24,7 +24,7 @@ from ..sampling.smc import ess, resample
 from .loop import ExactSample
 from .token_dfa import TokenDFA
 
-__all__ = ["SMCCommitter", "resample_rows"]
+__all__ = ["SMCCommitter", "init_resampling", "resample_rows"]
 
 
 class SMCCommitter(ExactSample):
@@ -33,16 +33,21 @@ class SMCCommitter(ExactSample):
     def __init__(self, mask_id: int, dfa: TokenDFA, *, top_k: int | None = None,
                  ess_threshold: float = 0.5, resampling: str = "systematic"):
         super().__init__(mask_id, dfa, top_k)
-        if resampling not in ("systematic", "multinomial", "stratified"):
-            raise ValueError(f"unknown resampling method {resampling!r}")
-        self.ess_threshold = float(ess_threshold)
-        self.resampling = resampling
-        self.resamples = 0
-        self.ess_history: list[float] = []
+        init_resampling(self, ess_threshold, resampling)
 
     def commit(self, gen, logp, positions, offset, rng):
         super().commit(gen, logp, positions, offset, rng)
         return resample_rows(self, rng)
+
+
+def init_resampling(committer, ess_threshold: float, resampling: str) -> None:
+    """Give ``committer`` the settings and counters ``resample_rows`` reads and updates."""
+    if resampling not in ("systematic", "multinomial", "stratified"):
+        raise ValueError(f"unknown resampling method {resampling!r}")
+    committer.ess_threshold = float(ess_threshold)
+    committer.resampling = resampling
+    committer.resamples = 0
+    committer.ess_history = []
 
 
 def resample_rows(committer, rng: np.random.Generator) -> np.ndarray | None:

@@ -44,6 +44,19 @@ __all__ = [
 NEG_INF = -math.inf
 
 
+def pooled_posterior(weighted: list[tuple[tuple, float]]) -> dict[tuple, float]:
+    """Self-normalized weights summed per key, from ``(key, log weight)`` pairs (``-inf``: none)."""
+    lw = np.array([w for _, w in weighted], dtype=np.float64)
+    total = logsumexp(lw)
+    out: dict[tuple, float] = {}
+    if total == NEG_INF:
+        return out
+    for (k, _), w in zip(weighted, lw):
+        if w > NEG_INF:
+            out[k] = out.get(k, 0.0) + math.exp(w - total)
+    return out
+
+
 def logsumexp(x) -> float:
     x = np.asarray(x, dtype=np.float64)
     if x.size == 0:
@@ -122,16 +135,8 @@ class SamplingResult:
 
     def posterior(self) -> dict[tuple, float]:
         """Self-normalized weights summed per distinct output (token tuple without EOS)."""
-        lw = np.array([s.log_weight if s.complete else NEG_INF for s in self.samples])
-        total = logsumexp(lw)
-        out: dict[tuple, float] = {}
-        if total == NEG_INF:
-            return out
-        for s, w in zip(self.samples, lw):
-            if w > NEG_INF:
-                k = tuple(s.body)
-                out[k] = out.get(k, 0.0) + math.exp(w - total)
-        return out
+        return pooled_posterior([(tuple(s.body), s.log_weight if s.complete else NEG_INF)
+                                 for s in self.samples])
 
     def draw(self, rng: np.random.Generator | None = None) -> Sample | None:
         """One complete sample chosen with probability ∝ its weight (the only one when there is
