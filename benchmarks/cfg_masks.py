@@ -81,11 +81,12 @@ for p in (ROOT, HERE):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from bench_common import tokenizer_path  # noqa: E402
+from bench_common import fmt_ms as _ms, fmt_num as _f, fmt_ratio as _ratio  # noqa: E402
 import numpy as np  # noqa: E402
 
 GRAMMARS = ("json", "arithmetic")
 ENGINE_DIALECT = {"constrain": "lark", "llguidance": "lark", "xgrammar": "gbnf"}
-TOKENIZER_DIRS = [os.path.join(ROOT, "..", "shared", "tokenizers"), "/work/shared/tokenizers"]
 DATA_DIRS = [os.path.join(ROOT, "..", "shared", "jsonschemabench"), "/work/shared/jsonschemabench"]
 MODULE = os.path.splitext(os.path.basename(__file__))[0]
 REFERENCE = "xgrammar-builtin-json"
@@ -294,9 +295,9 @@ def worker_init(args: dict):
         # grammar's compile; the peers' packages are imported by their adapters' setup too
         import constrain.cfg.gbnf  # noqa: F401
         import constrain.cfg.lark_frontend  # noqa: F401
-        from constrain.cfg.engine import token_ends_for
+        from constrain.token_index import token_ends_for
 
-        token_ends_for(adapter._compiler.vocab, adapter._compiler.trie)
+        token_ends_for(adapter._compiler.vocab)
     setup_s = time.perf_counter() - t0
 
     def handle(task, emit):
@@ -402,16 +403,6 @@ def run_grammar(adapter, task, emit) -> dict:
 
 
 # -- parent side ---------------------------------------------------------------------------------
-
-def tokenizer_path(name: str) -> str:
-    if os.path.isdir(name):
-        return name
-    for d in TOKENIZER_DIRS:
-        p = os.path.normpath(os.path.join(d, name))
-        if os.path.isfile(os.path.join(p, "tokenizer.json")):
-            return p
-    raise SystemExit(f"tokenizer {name!r} not found in {TOKENIZER_DIRS}")
-
 
 def stats(times: list[float]) -> dict:
     if not times:
@@ -544,24 +535,6 @@ def disagreements(g: dict) -> list[dict]:
 
 
 # -- report --------------------------------------------------------------------------------------
-
-def _ms(us):
-    if us is None:
-        return "–"
-    ms = us / 1000
-    return f"{ms:.2f}" if ms < 10 else (f"{ms:.1f}" if ms < 100 else f"{ms:,.0f}")
-
-
-def _f(x):
-    return "–" if x is None else (f"{x:.1f}" if x < 1000 else f"{x:,.0f}")
-
-
-def _ratio(a, b):
-    if a is None or b is None or b <= 0:
-        return "–"
-    r = a / b
-    return f"{r:.2g}×" if r < 10 else f"{r:,.0f}×"
-
 
 def table(report: dict, ours: str = "constrain") -> str:
     out = []

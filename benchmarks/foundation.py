@@ -29,22 +29,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench_common import tokenizer_path  # noqa: E402
+from bench_common import fmt_ms as _ms, fmt_num as _f, fmt_ratio as _ratio  # noqa: E402
 from jsonschemabench.engines import canonical, is_available, spec_of  # noqa: E402
 from jsonschemabench.instances import sample_instance, sample_regex  # noqa: E402
 from jsonschemabench.worker import IsolatedWorker, WorkerStartError  # noqa: E402
 
 REGEXES = [r"[a-z]{0,2000}", r".{0,2000}", r"(ab|cd){10,500}x", r"[0-9]{1,300}\.[0-9]{1,300}"]
-TOKENIZER_DIRS = [os.path.join(ROOT, "..", "shared", "tokenizers"), "/work/shared/tokenizers"]
-
-
-def tokenizer_path(name: str) -> str:
-    if os.path.isdir(name):
-        return name
-    for d in TOKENIZER_DIRS:
-        p = os.path.normpath(os.path.join(d, name))
-        if os.path.isdir(p):
-            return p
-    raise SystemExit(f"tokenizer {name!r} not found in {TOKENIZER_DIRS}")
 
 
 def build_items(seed: int, schemas_dir: str) -> list[dict]:
@@ -129,21 +120,6 @@ def run(args) -> list[dict]:
                       file=sys.stderr)
             w.close()
     return rows
-
-
-def _ms(us):
-    return "–" if us is None else (f"{us / 1000:.2f}" if us < 10_000 else f"{us / 1000:,.0f}")
-
-
-def _f(x):
-    return "–" if x is None else (f"{x:.1f}" if x < 1000 else f"{x:,.0f}")
-
-
-def _ratio(a, b):
-    if a is None or b is None or b <= 0:
-        return "–"
-    r = a / b
-    return f"{r:.2g}×" if r < 10 else f"{r:,.0f}×"
 
 
 def table(rows: list[dict], ours: str = "constrain") -> str:
