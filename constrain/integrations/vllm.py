@@ -153,8 +153,8 @@ def constraint_from_params(params: Any) -> tuple | None:
         if kind == "grammar":
             syntax = extra.get("grammar_syntax")
             if syntax is None:
-                syntax = "gbnf" if "::=" in text else "lark"
-            if syntax not in ("lark", "gbnf"):
+                syntax = "auto"  # Compiler.compile_grammar tells the dialects apart
+            elif syntax not in ("lark", "gbnf"):
                 raise ValueError(f"constrain: 'grammar_syntax' must be 'lark' or 'gbnf', got {syntax!r}")
     if kind != "grammar" and "grammar_syntax" in extra:
         raise ValueError("constrain: 'grammar_syntax' applies to 'grammar' only")
