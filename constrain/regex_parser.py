@@ -13,10 +13,14 @@ AST nodes are tuples:
   start, or at a line end); ``pos`` is the anchor's offset in the pattern
 - ``("look", pos, behind, negate, CharSet)``: a lookaround assertion on one character,
   ``(?=X)``, ``(?!X)``, ``(?<=X)`` or ``(?<!X)``
+- ``("ahead", pos, negate, node)``: any other lookahead, ``(?=...)`` or ``(?!...)`` (lookbehinds on
+  more than one character raise)
+- ``("bound", pos, negate, CharSet)``: ``\\b`` (``\\B`` when ``negate``), the set being the word
+  characters (``\\w``; ASCII ones under the ASCII flag)
 
 Inline flags (``(?i)``, ``(?s:...)``, ``(?x-i:...)``, ...) are applied while parsing: the AST has
 no flags left in it. Constructs that are not regular or that we do not enforce (backreferences,
-lookarounds on more than one character, word boundaries, atomic groups, possessive quantifiers,
+lookarounds on more than one character, atomic groups, possessive quantifiers,
 the LOCALE and TEMPLATE flags) raise ``RegexError`` naming the construct and its position.
 """
 
@@ -170,12 +174,10 @@ class _Parser:
             lo, hi = self.braces()
         else:
             lo, hi = {"*": (0, None), "+": (1, None), "?": (0, 1)}[self.next_char()]
-        if item is None or item[0] in _ANCHORS:
+        if item is None or item[0] in _ANCHORS or item[0] == "bound":
             raise self.error("nothing to repeat", pos)
         if quantified:  # Python rejects a repeated repeat such as a** (but allows (a*)*)
             raise self.error("multiple repeat", pos)
-        if item[0] == "look":
-            raise self.error("a repeated lookaround assertion is not supported", pos)
         if self.eat("+"):
             raise self.error("possessive quantifier is not supported", pos)
         if self.eat("?"):  # lazy: the same language under fullmatch, but the lexer needs to know
@@ -301,6 +303,8 @@ class _Parser:
         node = self.subpattern(flags)
         if not self.eat(")"):
             raise self.error("missing ), unterminated subpattern", start)
+        if node[0] in _ANCHORS or node[0] == "bound":
+            node = ("cat", (node,))  # a group, which Python lets a quantifier repeat: (?:^)*
         return node
 
     def subpattern(self, flags: int) -> tuple:
@@ -372,17 +376,19 @@ class _Parser:
         self.flags = flags
 
     def lookaround(self, start: int) -> tuple:
-        """``(?=X)``, ``(?!X)``, ``(?<=X)``, ``(?<!X)``: supported where X is one character."""
+        """``(?=X)``, ``(?!X)``, ``(?<=X)``, ``(?<!X)``: lookbehinds only where X is one character."""
         behind = self.eat("<")
         negate = self.next_char() == "!"
         inner = self.subpattern(self.flags)
         if not self.eat(")"):
             raise self.error("missing ), unterminated subpattern", start)
         chars = _one_char(inner)
-        if chars is None:
-            raise self.error("lookaround assertions are supported only on one character or character class",
-                             start)
-        return ("look", start, behind, negate, chars)
+        if chars is not None:
+            return ("look", start, behind, negate, chars)
+        if behind:
+            raise self.error("lookaround assertions looking behind (lookbehinds) are supported only on one "
+                             "character or character class", start)
+        return ("ahead", start, negate, inner)  # the lowering tells which lookaheads it supports where
 
     def escape(self, in_class: bool):
         start = self.i
@@ -455,7 +461,8 @@ class _Parser:
             if c == "Z":
                 return ("eos", start)
             if c in "bB":
-                raise self.error(f"word boundary \\{c} is not supported", start)
+                word = _ASCII_CLASSES["w"] if self.flags & re.A else cs.word()
+                return ("bound", start, c == "B", word)
         if c.isascii() and c.isalnum():
             raise self.error(f"bad escape \\{c}", start)
         return ("set", cs.single(ord(c)))

@@ -12,6 +12,7 @@ allowed exactly when the text so far is a complete match.
 from __future__ import annotations
 
 import functools
+import json
 import random
 import re
 import time
@@ -164,6 +165,7 @@ def check_string(tok: Tok, grammar, text: str, ids: list[int], expected: bool, *
 # ("lit", ch) | ("cls", items, negated) | ("esc", "d"|"w"|...) | ("dot",) | ("cat", [n...])
 # | ("alt", [n...]) | ("rep", n, lo, hi|None, form, lazy) | ("grp", n, kind)
 # | ("flags", n, on, off) (a scoped (?on-off:...)) | ("look", "="|"!"|"<="|"<!", atom)
+# | ("anchor", "^"|"$"|"\\A"|"\\Z"|"\\b"|"\\B")
 # class items: ("ch", c) | ("range", a, b) | ("esc", "d"|...)
 
 
@@ -218,6 +220,8 @@ def render(node, counter=None) -> str:
         return f"(?{node[2]}{'-' + node[3] if node[3] else ''}:{render(node[1], counter)})"
     if kind == "look":
         return f"(?{node[1]}{render(node[2], counter)})"
+    if kind == "anchor":
+        return node[1]
     if kind == "grp":
         inner = render(node[1], counter)
         if node[2] == "cap":
@@ -229,7 +233,7 @@ def render(node, counter=None) -> str:
     if kind == "rep":
         child = node[1]
         inner = render(child, counter)
-        if child[0] in ("cat", "alt", "rep"):
+        if child[0] in ("cat", "alt", "rep", "anchor"):  # Python repeats no bare anchor: ^* is an error
             inner = f"(?:{inner})"
         lo, hi, form, lazy = node[2], node[3], node[4], node[5]
         if form == "*":
@@ -270,7 +274,7 @@ def sample(node, rnd: random.Random) -> str:
         return sample(rnd.choice(node[1]), rnd)
     if kind in ("grp", "flags"):
         return sample(node[1], rnd)
-    if kind == "look":
+    if kind in ("look", "anchor"):
         return ""
     if kind == "rep":
         lo, hi = node[2], node[3]
@@ -586,10 +590,9 @@ UNSUPPORTED = [
     ("a?+", 1, "possessive"),
     ("a{2,3}+", 1, "possessive"),
     ("(a)?(?(1)b|c)", 4, "conditional"),
-    ("a^b", 1, "anchor"),
-    ("a$b", 1, "anchor"),
-    ("(a\\Z)*", 2, "anchor"),
-    ("a(^b)", 2, "anchor"),
+    ("x\\b", 1, "boundary"),  # at an end of the match, a word boundary looks outside it (a lexer's view)
+    ("(?:\\Ba|b)c", 3, "boundary"),
+    ("(?:^a){101}", 3, "repetition"),
 ]
 
 
@@ -612,7 +615,9 @@ SYNTAX_ERRORS = ["(a", "a)", "[a", "*a", "a**", "\\", "\\q", "x{3,2}", "[b-a]", 
                  # inline flags
                  "a(?i)b", "a|(?i)b", "(?:)(?i)", "(?x:a)(?i)", "(?L)a", "(?au)a", "(?-a:a)", "(?i-a:b)", "(?i-:a)",
                  "(?-i)a", "(?i", "(?-", "(?i-m", "(?i-i:a)", "(?iq)", "(?i-q:a)", "(?i;a)", "(?Q)", "(?x)a* ?",
-                 "(?x)* a", "(?=a", "(?<!a"]
+                 "(?x)* a", "(?=a", "(?<!a",
+                 # anchors and word boundaries repeat only in a group, as in Python
+                 "^*", "a$+", "\\A?", "\\Z{2}", "\\b*", "a\\B+", "a|^{1,2}", "(?m)^*"]
 
 
 @pytest.mark.parametrize("pattern", SYNTAX_ERRORS)
@@ -925,17 +930,15 @@ LOOK_ERRORS = [
     ("(?<!a)b", 0, "lookbehind"),
     ("a?(?<=a)b", 2, "lookbehind"),
     ("(?:x|)(?<!a)b", 6, "lookbehind"),
-    ("(?m)a?^b", 6, "lookbehind"),
     ("a(?=b)", 1, "lookahead"),
     ("a(?=b)c?", 1, "lookahead"),
     ("a(?=b)(?!c)", 1, "lookahead"),
     ("x(?:a|b(?=b))", 7, "lookahead"),
-    ("(?m)a$b?", 5, "lookahead"),
-    ("(?:a(?<!b))*", 4, "repetition"),
-    ("x(?:a(?=b)b){17}", 5, "repetition"),
+    ("(?:(?<!b)a)*", 3, "lookbehind"),
+    ("x(?:a(?=b)b){101}", 5, "repetition"),
+    ("x(?:a(?=b)b){50,}(?:a^){2,101}", 21, "repetition"),
     ("x(?<=ab)c", 1, "one character"),
     ("x(?=a*)c", 1, "one character"),
-    ("x(?=a)*b", 6, "repeated lookaround"),
     ("(?t)a", 2, "template"),
 ]
 
@@ -958,6 +961,203 @@ def test_search_with_multiline_anchors(pattern):
     for s in all_strings(["a", "b", "\n"], 5):
         state = dfa.step(dfa.start, s.encode())
         assert (state != DEAD and bool(dfa.accepting[state])) == (rx.search(s) is not None), (pattern, s)
+
+
+# --------------------------------------------------------------------------------------------------
+# Assertions anywhere: anchors, word boundaries and lookarounds in groups, alternatives, repetitions
+# (search, as JSON Schema's pattern; fullmatch of a whole string; fullmatch as a lexer lowers it)
+# --------------------------------------------------------------------------------------------------
+
+ASSERT_CHARS = ["a", "b", "\n", " ", "é"]  # word characters (one of them not ASCII), a newline, a space
+ASSERT_STRINGS = all_strings(ASSERT_CHARS, 4)
+MODES = ["search", "search-json", "search-json-escapes", "fullmatch", "lexer"]
+
+
+def _json_body(s: str, ascii_only: bool) -> bytes:
+    return json.dumps(s, ensure_ascii=ascii_only)[1:-1].encode()
+
+
+def lowered(pattern: str, mode: str):
+    """A predicate on strings: does the byte-level DFA of ``pattern`` in ``mode`` accept the text?
+    Raises RegexError where the lowering refuses."""
+    store = TermStore()
+    low = Lowering(store, unicode_escapes=mode == "search-json-escapes")
+    encode = str.encode
+    if mode == "search":
+        term = low.search(pattern, Encoding.RAW)
+    elif mode.startswith("search-json"):
+        term = low.search(pattern, Encoding.JSON)
+        encode = functools.partial(_json_body, ascii_only=mode == "search-json-escapes")
+    else:
+        term = low.fullmatch(pattern, Encoding.RAW, whole_string=mode == "fullmatch")
+    dfa = LazyDFA(store, term)
+
+    def accepts(text: str) -> bool:
+        state = dfa.step(dfa.start, encode(text))
+        return state != DEAD and bool(dfa.accepting[state])
+
+    return accepts
+
+
+def check_modes(pattern: str, strings, modes=MODES) -> None:
+    """Every mode agrees with ``re.search`` / ``re.fullmatch`` on ``strings``; only the lexer's
+    fullmatch may refuse (a lookaround or word boundary at an end of the match)."""
+    rx = re.compile(pattern)
+    for mode in modes:
+        try:
+            accepts = lowered(pattern, mode)
+        except constrain.RegexError:
+            if mode == "lexer":
+                continue
+            raise
+        oracle = rx.search if mode.startswith("search") else rx.fullmatch
+        wrong = [s for s in dict.fromkeys(strings) if accepts(s) != (oracle(s) is not None)]
+        assert not wrong, (pattern, mode, wrong[:5])
+
+
+ASSERTION_PATTERNS = [
+    # from JSONSchemaBench
+    r"^$|(^(?:\S+\s+){0,99}\S+$)", r"^(\+|-)?\d+$|^$", r"(^[a-z]+$)|(^\d+$)", r"^$[a-zA-Z0-9$_]*$",
+    r"^(\/?((\.{2})|([a-z0-9\-]*))($|\/))*$", r"/^[0-9]{4}$/", r"import $X",
+    # anchors in alternatives and groups
+    r"^a|b$", r"(^a|b)c", r"a$|^b", r"(?:^|b)a", r"a(?:$|b)", r"(?:^|\n)a(?:$|\n)", r"(^|a)(b|$)",
+    r"(?:^a|a)(?:^b|b)", r"^(a|b$)|b", r"x?(?:^a|b)", r"(?:a|^)(?:b|$)\n?",
+    # anchors where they cannot hold, or hold only before a final newline
+    r"a^b", r"a$b", r"a$\n", r"a\Z\n?", r"$\n$", r"$\n\Z", r"\n^", r"$ $", r"a?^b?", r"a*$b*", r"^^a$$",
+    r"\A^a$\Z", r"$\n?$", r"(?:a|\n)$\n", r"$$\n",
+    # anchors in repetitions
+    r"(^a)*", r"(a$)+", r"(^a)+b", r"(a$)*\n", r"(?:^)*a", r"(?:$)+", r"(?:$)*\n", r"(a|^)+b", r"(?:a|^b)*$",
+    r"(?:^a|b$)+", r"((^a)|b)*", r"(?:a\Z|b$|\n^)+", r"^(?:a|b$)*\n?$", r"(?:(?:^)?a)+", r"(?:$\n?)+",
+    r"(?:^a|b){2,3}", r"(?:a$|b){1,2}\n?", r"(?:\Z|a){3}", r"(?:$\n|a){2,4}", r"(?:(?:^|a)b)*", r"(?:^|$)*",
+    r"(?:a(?:^|$))*", r"^(?:a|b)*$", r"(?:\A|\n)+a",
+    # MULTILINE
+    r"(?m)^a$", r"(?m)(?:^a$\n?)+", r"(?m)a$\n^b", r"(?m)(^|a)+$", r"(?m:^a)|b$", r"(?m)\A^a$\Z", r"(?m)$\n^",
+    r"(?m)a^", r"(?m)$a", r"(?m)(?:a|$\n)+^b", r"(?m)^$", r"(?m)(?:^\s*$)+",
+    # word boundaries (Unicode word characters, ASCII ones under (?a))
+    r"\b", r"\B", r"\ba\b", r"\Ba\B", r"a\b b", r"(?:\ba|b\B)+", r"\b(?:a+\b\s*)+$", r"(?a)\b", r"(?a:\bé)",
+    r"é\b", r"(?:^|\b)a", r"\b$", r"^\B", r"(?:\b|\B)+", r"(?:a\b|\Bb)+", r"\b\w+\b", r"(?a)\B\w\B",
+    # one-character lookarounds, now also at the ends of the pattern and in repetitions
+    r"(?<!a)b", r"b(?!a)", r"(?=a)*b", r"(?:a|(?=b))*b", r"(?:(?<=a)b|a)*$", r"(?<![ab])\n", r"$(?!\n)",
+    r"(?=\n)$", r"$(?=\n)\n", r"(?<=\n)^", r"(?m)(?<=\n)^", r"(?<=a)+b", r"a(?=b)*", r"(?=a){2}a", r"(?!\n)$",
+    r"(?:(?<!a)a)+", r"(?:a(?!a))+$", r"(?<=\s)\b",
+    # lookaheads on characters or the end, anywhere
+    r"(?=\s|$)", r"a(?=\s|$)", r"a(?!\s|\Z)", r"a(?=b|(?m:$))", r"(?:a(?=\Z|b))+", r"a(?!\n|(?m:$))",
+    r"(?:\b(?=a|$)|b)+", r"(?=)a", r"a(?!)|b",
+    # other lookaheads, at the start of the string (from JSONSchemaBench: ^(?!pattern$).*$, ...)
+    r"^(?!ab$).*$", r"^(?=[^ ]+$)(?!\s+$)(.|\n)+$", r"^(?!aa)[ab]+$", r"^(?!ab|b\n).*", r"^(?!$)",
+    r"^(?=.*(?<!a)b)", r"^(?!a*$)(?!.*b\n)", r"(?:^(?!a)|b)+", r"^(?!a)|b(?=a|\n)", r"\A(?=a\Z)", r"^(?=(?!b))",
+    r"(?:^(?=a\b)|\n)a", r"^(?=(?:a|b$)+)", r"(?m)\A(?!a$)",
+    # trivia
+    r"^", r"$", r"\A", r"\Z", r"^|$", r"(?:)", r"(?:^)", r"()$",
+]
+
+
+@pytest.mark.parametrize("pattern", ASSERTION_PATTERNS)
+def test_assertions_anywhere_exhaustively(pattern):
+    """Every string of up to 4 characters over a small alphabet with a newline."""
+    check_modes(pattern, ASSERT_STRINGS + ["a" * 6, "ab\n", "a\n\n", "\n" * 5, "b a\n"])
+
+
+anchor_node = st.builds(lambda a: ("anchor", a), st.sampled_from(["^", "$", "\\A", "\\Z", "\\b", "\\B"]))
+assert_literal = st.builds(lambda c, f: ("lit", c, f), st.sampled_from(ASSERT_CHARS), st.integers(0, 7))
+assert_atom = st.one_of(
+    assert_literal, assert_literal,
+    st.builds(lambda items, neg: ("cls", items, neg), st.lists(
+        st.builds(lambda c, f: ("ch", c, f), st.sampled_from(ASSERT_CHARS), st.integers(0, 7)), min_size=1, max_size=2),
+        st.booleans()),
+    st.just(("dot",)), st.builds(lambda e: ("esc", e), st.sampled_from(["w", "W", "s", "S"])))
+assert_look = st.builds(lambda kind, atom: ("look", kind, atom), st.sampled_from(["=", "!", "<=", "<!"]), assert_atom)
+end_look = st.one_of(  # lookaheads on characters or the end: (?=X|$), (?!X|\Z), ...
+    st.builds(lambda atom, end: ("look", "=", ("alt", [atom, end])), assert_atom,
+              st.sampled_from([("anchor", "$"), ("anchor", "\\Z"), ("flags", ("anchor", "$"), "m", "")])),
+    st.builds(lambda atom, end: ("look", "!", ("alt", [atom, end])), assert_atom,
+              st.sampled_from([("anchor", "\\Z"), ("flags", ("anchor", "$"), "m", "")])))
+assertion_ast = st.recursive(st.one_of(assert_atom, assert_atom, anchor_node, anchor_node, assert_look, end_look),
+                             extend, max_leaves=8)
+
+
+@settings(max_examples=150, **PROPERTY_SETTINGS)
+@given(ast=assertion_ast, head=st.sampled_from(["", "", "(?m)", "(?a)", "(?s)", "(?ms)"]),
+       rnd=st.randoms(use_true_random=False),
+       randoms=st.lists(st.text(alphabet=ASSERT_CHARS + ["_", "1", "-"], max_size=8), max_size=8))
+def test_assertions_anywhere_agree_with_re(ast, head, rnd, randoms):
+    """Generated patterns with anchors, word boundaries and lookarounds anywhere (in groups,
+    alternatives, bounded and unbounded repetitions): every mode against ``re``."""
+    pattern = head + render(ast)
+    generated = [sample(ast, rnd) for _ in range(4)]
+    strings = all_strings(ASSERT_CHARS, 3) + generated + [mutate(g, rnd) for g in generated] + randoms
+    strings += [a + g + b for g in generated for a, b in [("\n", ""), ("", "\n"), ("a", " "), (" ", "b")]]
+    check_modes(pattern, strings, [m for m in MODES if m != "search-json-escapes"])
+
+
+@settings(max_examples=60, **PROPERTY_SETTINGS)
+@given(look=assertion_ast, negate=st.booleans(), body=assertion_ast, rnd=st.randoms(use_true_random=False))
+def test_lookaheads_at_the_start_agree_with_re(look, negate, body, rnd):
+    """Any lookahead right after ^ (its own pattern with anchors, lookarounds): a condition on the
+    whole string."""
+    ast = ("cat", [("anchor", "^"), ("look", "!" if negate else "=", look), body])
+    pattern = render(ast)
+    generated = [sample(look, rnd) + sample(body, rnd) for _ in range(3)] + [sample(body, rnd) for _ in range(3)]
+    strings = all_strings(ASSERT_CHARS, 3) + generated + [mutate(g, rnd) for g in generated]
+    check_modes(pattern, strings + [g + "\n" for g in generated], ["search", "search-json", "fullmatch"])
+
+
+@pytest.mark.parametrize("pattern,position", [
+    ("a(?!b|$)", 1),  # (?!X|$) is not a requirement on the next character (nor the end) alone
+    ("^(?:(?!ab)[ab])*$", 4),
+    ("(?=ab)", 0),  # in search, also where a match starts after the start of the string
+    ("^a|(?=ab)", 3),
+    ("(?m)^(?!ab)", 5),
+    ("(?<=ab)", 0),
+])
+def test_lookarounds_on_more_are_refused_where_unsupported(pattern, position):
+    re.compile(pattern)
+    with pytest.raises(constrain.RegexError) as info:
+        Lowering(TermStore()).search(pattern, Encoding.JSON)
+    assert info.value.position == position, str(info.value)
+    assert "one character" in str(info.value)
+    with pytest.raises(constrain.RegexError):
+        Lowering(TermStore()).fullmatch("^(?!ab)a")  # the lexer's fullmatch: the lookahead sees past the match
+
+
+@pytest.mark.parametrize("pattern", [r"(?!\s|\Z)a", r"a\bb", r"a\B\w", r"x(?<!a)b", r"(?=a|$)a", r"a$\n", r"^a$",
+                                     r"(?m)^a$\n^b", r"a(?=\n|$)\n", r"(?:a(?=b)|b)+b", r"\A\Z", r"(?m)$"])
+def test_lexer_fullmatch_lowers_assertions_inside_the_match(pattern):
+    """The lexer's fullmatch refuses only lookarounds and word boundaries that look past the match."""
+    check_modes(pattern, ASSERT_STRINGS, ["lexer"])
+    lowered(pattern, "lexer")
+
+
+@pytest.mark.parametrize("tok_name", TOKENIZERS)
+@pytest.mark.parametrize("pattern,strings", [
+    (r"(^a|b)+", ["a", "ab", "ba", "abb", "aa", ""]),
+    (r"a^b|c$", ["ab", "c", "c\n"]),
+    (r"(?:a$\n|b)+", ["a\n", "ba\n", "a\nb", "a\na\n", "b"]),
+    (r"(?m)(?:^a$\n?)+", ["a", "a\na", "a\na\n", "aa", "a\n\na"]),
+    (r"x\b(?:y|\W)", ["xy", "x-", "x "]),
+])
+def test_assertions_through_compile_regex(tok_name, pattern, strings):
+    """compile_regex (the lexer's fullmatch: anchors hold at the ends of the text) token by token."""
+    tok = get_tok(tok_name)
+    grammar = tok.compiler.compile_regex(pattern)
+    rnd = random.Random(0)
+    for s in strings:
+        expected = re.fullmatch(pattern, s) is not None
+        for ids in tok.tokenizations(s, rnd):
+            check_string(tok, grammar, s, ids, expected)
+
+
+def test_assertions_in_long_repetitions():
+    """A bounded repetition holding assertions unrolls up to 100 times; unbounded ones close."""
+    for pattern in [r"(?:^a|b){100}", r"(?:a$|b){0,100}\n?", r"(?:\bb|\n){3,}", r"(?:(?<!b)a|b){50,}"]:
+        texts = ["b" * 99, "b" * 100, "a" + "b" * 99, "b" * 99 + "a", "b" * 99 + "a\n", "\n" * 70, "ab" * 50,
+                 "b\n" * 60, "a" * 60]
+        check_modes(pattern, texts)
+
+
+def test_word_boundary_follows_the_ascii_flag():
+    for pattern in [r"\bé", r"(?a)\bé", r"(?a:é\b)", r"é\B", r"(?u)\B_"]:
+        check_modes(pattern, ["é", " é", "aé", "é ", "éa", "_", "a_", ""])
 
 
 @pytest.mark.parametrize("pattern,lazy", [
