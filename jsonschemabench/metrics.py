@@ -62,6 +62,7 @@ def maskbench_summary(records: list[dict]) -> dict[str, dict]:
              "valid_rejected_any": sum(1 for r in recs if r.get("valid_rejected", 0) > 0),
              "invalid_accepted_any": sum(1 for r in recs if r.get("invalid_accepted", 0) > 0),
              "tests": sum(r.get("n_tests", 0) for r in recs),
+             "relabelled": sum(r.get("relabelled", 0) for r in recs),
              "tokens": len(masks), "mask_us": time_stats(masks), "compile_us": time_stats(comp),
              "compiled": sum(1 for r in recs if schema_status(r) not in ("compile_error",)
                              and not (r.get("status") in ("timeout", "crash")

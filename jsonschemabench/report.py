@@ -56,6 +56,7 @@ def maskbench_markdown(records: list[dict]) -> str:
         ["timeouts", *[s[e]["timeout"] for e in engines]],
         ["crashes", *[s[e]["crash"] for e in engines]],
         ["test instances", *[s[e]["tests"] for e in engines]],
+        ["labels corrected by the validator", *[s[e]["relabelled"] for e in engines]],
         ["tokens (masks computed)", *[f"{s[e]['tokens']:,}" for e in engines]],
         ["worker wall time (s)", *[f"{sum(r.get('wall_s', 0) for r in records if r['engine'] == e):,.0f}"
                                    for e in engines]],

@@ -316,3 +316,15 @@ def test_cli_list_and_report_errors(tmp_path, capsys):
     assert main(["list", "--data", str(d)]) == 0
     out = capsys.readouterr().out
     assert "schemas: 1" in out and "xgrammar" in out
+
+
+def test_maskbench_labels_follow_the_validator(tmp_path):
+    """The benchmark defines validity as Draft202012Validator's verdict: a file label that
+    disagrees (12345.0 is an integer in 2020-12, not in draft 4) is overridden and counted."""
+    schema = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer"}
+    tests = [{"data": 12345.0, "valid": False}, {"data": 1, "valid": True}, {"data": "x", "valid": False}]
+    p = tmp_path / "Github_easy---o1.json"
+    p.write_text(json.dumps({"schema": schema, "tests": tests}))
+    case = data.load_maskbench_file(str(p))
+    assert [t["valid"] for t in case["tests"]] == [True, True, False]
+    assert case["relabelled"] == 1
