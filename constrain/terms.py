@@ -11,19 +11,24 @@ counters), intersection and complement are as easy as union (``pattern`` togethe
 Kinds (node tuples ``(kind, ...)``):
 ``EMPTY`` (no string), ``EPS`` (the empty string), ``BYTES mask`` (one byte from a 256-bit mask),
 ``CAT a b``, ``ALT (t, ...)``, ``AND (t, ...)``, ``NOT t`` (complement over all byte
-strings), ``REP t m n`` (``n`` = -1 for unbounded).
+strings), ``REP t m n`` (``n`` = -1 for unbounded), ``LAZY key`` (a term defined on demand, see
+``TermStore.lazy``), ``HOLE name`` (a nonterminal of a context-free grammar the term is part
+of: no regular language, see ``TermStore.hole``).
 """
 
 from __future__ import annotations
 
+import heapq
 import sys
+from collections.abc import Callable, Hashable
 
-EMPTY_K, EPS_K, BYTES_K, CAT_K, ALT_K, AND_K, NOT_K, REP_K = range(8)
+EMPTY_K, EPS_K, BYTES_K, CAT_K, ALT_K, AND_K, NOT_K, REP_K, LAZY_K, HOLE_K = range(10)
 INF = -1
 ALL_BYTES = (1 << 256) - 1
 
 EMPTY = 0
 EPS = 1
+_FAR = 1 << 30  # min_len of the empty language (sums of a few stay below Python's small-int range)
 
 
 class TermStore:
@@ -35,11 +40,17 @@ class TermStore:
         self.nullable: list[bool] = []
         self.has_bool: list[bool] = []  # the term contains AND or NOT (emptiness is not syntactic)
         self.first: list[int] = []  # mask of bytes a nonempty string of the term can start with
+        # how far the term is from accepting, as the sum of its conjuncts' shortest strings: the
+        # priority of emptiness searches (intersections must satisfy every part)
+        self.min_len: list[int] = []
         self._deriv: dict[tuple[int, int], int] = {}
         self._classes: dict[int, tuple[int, ...]] = {}
         self._cap: dict[tuple[int, int], int] = {}
         self._empty: dict[int, bool] = {}
-        self.search_budget = 200_000
+        self._definitions: dict[int, Callable[[], int] | int] = {}  # LAZY terms: how to build, or built
+        self._lazy_empty: dict[int, Callable[[], bool]] = {}
+        self.has_hole: list[bool] = []  # the term contains a HOLE (it is part of a grammar)
+        self.search_budget = 5_000
         assert self._intern((EMPTY_K,), False, False) == EMPTY
         assert self._intern((EPS_K,), True, False) == EPS
 
@@ -54,6 +65,8 @@ class TermStore:
             self.nullable.append(nullable)
             self.has_bool.append(has_bool)
             self.first.append(self._first_of(node))
+            self.min_len.append(self._min_len_of(node))
+            self.has_hole.append(self._has_hole_of(node))
             self.index[node] = tid
         return tid
 
@@ -78,9 +91,43 @@ class TermStore:
             for u in node[1]:
                 f &= self.first[u]
             return f
-        if k == NOT_K:
+        if k in (NOT_K, LAZY_K, HOLE_K):
             return ALL_BYTES
         return self.first[node[1]]
+
+    def _has_hole_of(self, node: tuple) -> bool:
+        k = node[0]
+        if k == HOLE_K:
+            return True
+        if k in (CAT_K, NOT_K, REP_K):
+            return self.has_hole[node[1]] or k == CAT_K and self.has_hole[node[2]]
+        if k in (ALT_K, AND_K):
+            return any(self.has_hole[u] for u in node[1])
+        if k == LAZY_K:
+            return node[2]
+        return False
+
+    def _min_len_of(self, node: tuple) -> int:
+        k = node[0]
+        if k == EMPTY_K:
+            return _FAR
+        if k == EPS_K:
+            return 0
+        if k == BYTES_K:
+            return 1
+        if k == CAT_K:
+            return min(self.min_len[node[1]] + self.min_len[node[2]], _FAR)
+        if k == ALT_K:
+            return min(self.min_len[u] for u in node[1])
+        if k == AND_K:
+            return min(sum(self.min_len[u] for u in node[1]), _FAR)
+        if k == NOT_K:
+            return 1 if self.nullable[node[1]] else 0
+        if k == LAZY_K:
+            return 0
+        if k == HOLE_K:
+            return 1
+        return min(node[2] * self.min_len[node[1]], _FAR)
 
     # -- smart constructors -----------------------------------------------------------------
     def byte_set(self, mask: int) -> int:
@@ -177,6 +224,37 @@ class TermStore:
             return a
         return self._intern((REP_K, a, lo, hi), lo == 0, self.has_bool[a])
 
+    def lazy(self, key: Hashable, define: Callable[[], int], *, nullable: bool,
+             empty: Callable[[], bool], holes: bool = False) -> int:
+        """A term named ``key`` whose definition ``define()`` is built when first needed, and may
+        refer to lazy terms, itself included: an automaton with too many states to build eagerly
+        (an object's members in any order, by which names were written) is built as visited.
+
+        The caller gives the definition's nullability, and ``empty()``, which decides whether its
+        language is empty when that is asked (emptiness searches do not expand lazy terms), and
+        whether the definition may contain holes.
+        """
+        node = (LAZY_K, key, holes)
+        tid = self.index.get(node)
+        if tid is None:
+            tid = self._intern(node, nullable, True)
+            self._definitions[tid] = define
+            self._lazy_empty[tid] = empty
+        return tid
+
+    def hole(self, name: Hashable) -> int:
+        """A placeholder for the nonterminal ``name`` of a grammar: terms with holes describe the
+        right-hand sides of a context-free grammar (``constrain.schema_grammar``), not automata.
+        A hole stands for a nonempty language of nonempty texts; deriving it raises HoleReached."""
+        return self._intern((HOLE_K, name), False, False)
+
+    def definition(self, t: int) -> int:
+        """The term a LAZY term stands for (built on the first call)."""
+        got = self._definitions[t]
+        if not isinstance(got, int):
+            got = self._definitions[t] = got()
+        return got
+
     def star(self, a: int) -> int:
         return self.rep(a, 0, INF)
 
@@ -199,6 +277,10 @@ class TermStore:
             parts = self.classes(node[1])
             if self.nullable[node[1]]:
                 parts = _refine(parts, self.classes(node[2]))
+        elif k == LAZY_K:
+            parts = self.classes(self.definition(t))
+        elif k == HOLE_K:
+            raise HoleReached(node[1])
         elif k in (ALT_K, AND_K):
             parts = (ALL_BYTES,)
             for u in node[1]:
@@ -237,6 +319,10 @@ class TermStore:
             d = self.and_(*[self.deriv(u, b) for u in node[1]])
         elif k == NOT_K:
             d = self.not_(self.deriv(node[1], b))
+        elif k == LAZY_K:
+            d = self.deriv(self.definition(t), b)
+        elif k == HOLE_K:
+            raise HoleReached(node[1])
         else:  # REP
             a, lo, hi = node[1], node[2], node[3]
             d = self.cat(self.deriv(a, b), self.rep(a, max(lo - 1, 0), INF if hi == INF else hi - 1))
@@ -272,6 +358,11 @@ class TermStore:
 
         Structural for terms without AND/NOT (the constructors never build an empty one but
         EMPTY itself); an AND or NOT node is decided by searching its derivatives for a nullable term.
+        A search past ``search_budget`` terms gives up and answers False (not proven empty, and
+        not cached, so a later call may search again): an automaton may then keep a state from
+        which nothing is accepted. That never changes a verdict (acceptance is nullability); it
+        can only offer generation a token that leads nowhere, where deciding it exactly would
+        explore the whole product of an intersection with a complement.
         """
         got = self._empty.get(t)
         if got is not None:
@@ -284,22 +375,26 @@ class TermStore:
             r = False
         elif k == CAT_K:
             r = self.is_empty(node[1]) or self.is_empty(node[2])
-        elif k == ALT_K:
-            r = all(self.is_empty(u) for u in node[1])
+        elif k == ALT_K:  # stops at the first branch not proven empty
+            r = all(self.is_empty(u) for u in sorted(node[1], key=lambda u: self.has_bool[u]))
         elif k == REP_K:
             r = node[2] > 0 and self.is_empty(node[1])
+        elif k == LAZY_K:
+            r = self._lazy_empty.pop(t)()
         else:
             r = self._search_empty(t)
         self._empty[t] = r
         return r
 
     def _search_empty(self, t: int) -> bool:
-        from .errors import BudgetExceededError
-
+        """Best-first search for an accepting derivative: terms that may end soonest first, so a
+        nonempty language is usually shown so along a short path (a witness) instead of the
+        whole product automaton."""
         parent = {t: t}
-        stack = [t]
+        stack = [(self.min_len[t], 0, t)]
+        pushed = 0
         while stack:
-            u = stack.pop()
+            u = heapq.heappop(stack)[2]
             if self.nullable[u] or self._empty.get(u) is False:
                 while True:  # every term on the path to an accepting one is nonempty
                     self._empty[u] = False
@@ -310,10 +405,10 @@ class TermStore:
                 d = self.deriv(u, (mask & -mask).bit_length() - 1)
                 if d not in parent and d != EMPTY and not self._empty.get(d, False):
                     parent[d] = u
-                    stack.append(d)
+                    pushed += 1
+                    heapq.heappush(stack, (self.min_len[d], -pushed, d))
             if len(parent) > self.search_budget:
-                raise BudgetExceededError(
-                    f"deciding whether a constraint can be satisfied took more than {self.search_budget} states")
+                return False  # undecided: not proven empty (see is_empty)
         for u in parent:  # closed under derivatives and nothing in it accepts: all empty
             self._empty[u] = True
         return True
@@ -346,6 +441,10 @@ class TermStore:
             r = t
         self._cap[key] = r
         return r
+
+
+class HoleReached(Exception):
+    """An automaton operation reached a grammar hole: the term is not regular there."""
 
 
 _REFINED: dict[tuple, tuple[int, ...]] = {}
