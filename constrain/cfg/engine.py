@@ -69,16 +69,17 @@ class CompiledCFG:
     """A grammar compiled against a vocabulary. Thread-safe; share it across sequences."""
 
     def __init__(self, vocab: Vocabulary, trie: VocabTrie, grammar: Grammar, *, source: str,
-                 max_configs: int = 512):
+                 max_configs: int = 512, store: TermStore | None = None, warnings: tuple[str, ...] = ()):
+        """``store``: the TermStore of lexemes given as terms (a fresh one by default)."""
         self.vocab = vocab
         self.trie = trie
         self.max_configs = max_configs
         self.ends = token_ends_for(vocab)
         self.source = source
-        self.warnings: tuple[str, ...] = ()
+        self.warnings = warnings
         self.grammar = grammar.validate()
         self.table = ParseTable(self.grammar)
-        store = TermStore()
+        store = TermStore() if store is None else store
         self.lexer = Lexer(store, [lexeme_term(store, grammar.lexemes[n]) for n in self.table.lexeme_names])
         self.ignore = self.table.ignore
         self._self_closed = frozenset(i for i in self.ignore if _closed_under_concatenation(store, self.lexer.dfas[i].term_of[self.lexer.dfas[i].start]))

@@ -29,11 +29,15 @@ class Lexeme:
     ``first_match``: the lexeme ends at the first point where its text matches, as a lazy
     ``".*?"`` regex under ``re.match`` does (Lark's ``ESCAPED_STRING``): its language is the
     prefix-free part of the pattern's.
+
+    ``term``: the language as a byte term of the ``TermStore`` the grammar is compiled with,
+    instead of a pattern (grammars made from JSON Schemas, ``constrain.schema_grammar``).
     """
 
     name: str
     pattern: str
     first_match: bool = False
+    term: int | None = None
 
 
 @dataclass(frozen=True)

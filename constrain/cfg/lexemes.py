@@ -14,10 +14,13 @@ def lexeme_term(store: TermStore, lexeme: Lexeme) -> int:
     A ``first_match`` lexeme keeps only the strings with no proper prefix in the language
     (``L ∧ ¬(L·Σ⁺)``): it ends where its text first matches, as a lazy regex does.
     """
-    try:
-        term = Lowering(store).fullmatch(lexeme.pattern, Encoding.RAW)
-    except RegexError as e:
-        raise GrammarError(f"terminal {lexeme.name!r}: {e}", rule=lexeme.name) from None
+    if lexeme.term is not None:
+        term = lexeme.term
+    else:
+        try:
+            term = Lowering(store).fullmatch(lexeme.pattern, Encoding.RAW)
+        except RegexError as e:
+            raise GrammarError(f"terminal {lexeme.name!r}: {e}", rule=lexeme.name) from None
     if lexeme.first_match:
         anything = store.byte_set(ALL_BYTES)
         term = store.and_(term, store.not_(store.seq(term, anything, store.star(anything))))

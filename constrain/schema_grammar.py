@@ -1,0 +1,155 @@
+"""Recursive JSON Schemas as context-free grammars whose terminals are byte terms.
+
+The schema compiler builds one regular term per schema; a recursive ``$ref`` makes the language
+context-free (a tree schema nests without bound). There the compiler leaves a *hole*
+(``TermStore.hole``) in place of the reference and compiles the target once as the hole's body.
+``grammar_of`` turns the root term and the bodies into a ``constrain.cfg`` grammar:
+
+- a hole is a nonterminal, whose rule is its body;
+- concatenation, union and repetition around holes become rules;
+- every maximal part without a hole becomes one lexeme (its term, as the lexer's DFA), so the
+  parser only sees the points where the recursion enters and leaves, and text between them is
+  matched by automata as in a regular schema.
+
+Intersections and complements of parts with holes have no context-free form in general:
+``NotContextFree`` is raised and the compiler unrolls the recursion instead (a recorded narrowing).
+
+>>> from constrain.terms import TermStore
+>>> st = TermStore()
+>>> tree = st.alt(st.literal(b"x"), st.seq(st.literal(b"["), st.hole("t"), st.literal(b"]")))
+>>> g = grammar_of(st, st.hole("t"), {"t": tree})
+>>> [body] = [r.rhs for r in g.rules if r.lhs == "h0"]  # the hole's rule: its body, a union
+>>> sorted(len(r.rhs) for r in g.rules if r.lhs == body[0])  # x | "[" h0 "]"
+[1, 3]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from .cfg.ir import Grammar, Lexeme, Rule
+from .terms import ALT_K, CAT_K, EPS, HOLE_K, INF, LAZY_K, REP_K, TermStore
+
+MAX_RULES = 50_000  # a grammar past this (lazy automata expanded into rules) is not built
+MAX_COUNT = 32  # counted repetitions of a part with holes are unrolled up to this count
+
+
+class NotContextFree(Exception):
+    """The term has no context-free form this module builds (the reason is the message)."""
+
+
+def grammar_of(store: TermStore, start: int, bodies: dict[Hashable, int]) -> Grammar:
+    """The grammar whose start rule derives ``start``, holes standing for their ``bodies``."""
+    return _Builder(store, bodies).build(start)
+
+
+class _Builder:
+    def __init__(self, store: TermStore, bodies: dict[Hashable, int]):
+        self.st = store
+        self.bodies = bodies
+        self.holes = {key: f"h{i}" for i, key in enumerate(bodies)}
+        self.lexemes: dict[str, Lexeme] = {}
+        self.rules: list[Rule] = []
+        self.named: dict[int, str] = {}  # term -> the nonterminal deriving it
+
+    def build(self, start: int) -> Grammar:
+        for key, body in self.bodies.items():
+            self.rule(self.holes[key], self.symbols(body))
+        self.rule("start", self.symbols(start))
+        return Grammar(lexemes=self.lexemes, rules=tuple(self.rules), start="start",
+                       source="json schema").validate()
+
+    def rule(self, lhs: str, rhs: list[str]) -> None:
+        self.rules.append(Rule(lhs, tuple(rhs)))
+        if len(self.rules) > MAX_RULES:
+            raise NotContextFree(f"the grammar needs more than {MAX_RULES} rules")
+
+    def symbols(self, t: int) -> list[str]:
+        """Symbols deriving exactly the texts of ``t``."""
+        st = self.st
+        if t == EPS:
+            return []
+        if not st.has_hole[t]:
+            return [self.lexeme(t)]
+        node = st.nodes[t]
+        k = node[0]
+        if k == HOLE_K:
+            if node[1] not in self.holes:
+                raise NotContextFree(f"hole {node[1]!r} has no body")
+            return [self.holes[node[1]]]
+        if k == CAT_K:
+            return self.sequence(self.spine(t))
+        if t in self.named:
+            return [self.named[t]]
+        name = self.named[t] = f"n{t}"
+        if k == ALT_K:
+            for u in node[1]:
+                self.rule(name, self.symbols(u))
+        elif k == REP_K:
+            self.repetition(name, node[1], node[2], node[3])
+        elif k == LAZY_K:
+            self.rule(name, self.symbols(st.definition(t)))
+        else:
+            raise NotContextFree("a recursive reference under an intersection or a complement")
+        return [name]
+
+    def spine(self, t: int) -> list[int]:
+        """The parts of a concatenation, in order."""
+        out, stack = [], [t]
+        while stack:
+            u = stack.pop()
+            if self.st.nodes[u][0] == CAT_K:
+                stack += [self.st.nodes[u][2], self.st.nodes[u][1]]
+            else:
+                out.append(u)
+        return out
+
+    def sequence(self, parts: list[int]) -> list[str]:
+        """Runs of parts without holes are one lexeme each."""
+        out: list[str] = []
+        run: list[int] = []
+        for p in parts + [None]:
+            if p is not None and not self.st.has_hole[p]:
+                run.append(p)
+                continue
+            if run:
+                out += self.symbols(self.st.seq(*run))
+                run = []
+            if p is not None:
+                out += self.symbols(p)
+        return out
+
+    def repetition(self, name: str, a: int, lo: int, hi: int) -> None:
+        item = self.symbols(a)
+        if hi == INF:
+            more = f"{name}*"
+            self.rule(more, [])
+            self.rule(more, item + [more])
+            self.rule(name, item * lo + [more])
+            return
+        if hi > MAX_COUNT:
+            raise NotContextFree(f"a part with a recursive reference repeated up to {hi} times")
+        tail = []
+        for k in range(hi - lo):  # optional items, nested: (a (a ...)?)?
+            opt = f"{name}?{k}"
+            self.rule(opt, [])
+            self.rule(opt, item + tail)
+            tail = [opt]
+        self.rule(name, item * lo + tail)
+
+    def lexeme(self, t: int) -> str:
+        """A lexeme for the hole-free term ``t``; a nullable one becomes an optional lexeme."""
+        st = self.st
+        if st.nullable[t]:
+            if t in self.named:
+                return self.named[t]
+            name = self.named[t] = f"n{t}"
+            self.rule(name, [])
+            nonempty = st.and_(t, st.not_(EPS))
+            if not st.is_empty(nonempty):
+                self.rule(name, [self.lexeme(nonempty)])
+            return name
+        name = f"t{t}"
+        if name not in self.lexemes:
+            self.lexemes[name] = Lexeme(name, "", term=t)
+        return name
