@@ -1,11 +1,13 @@
 """JSON Schema Test Suite (draft 2020-12, required tests) under the MaskBench protocol.
 
-    python benchmarks/json_schema_test_suite.py [--tokenizer DIR] [--suite DIR] [--out FILE.md]
+    python benchmarks/json_schema_test_suite.py [--tokenizer DIR] [--suite DIR] [--remotes DIR] [--out FILE.md]
 
 For each case (a schema with its instances): either the compiler refuses it with
 UnsupportedSchemaError (or SchemaError), or it compiles and every instance, serialized with
 json.dumps, is fed token by token: a valid one must be accepted and an invalid one rejected.
 The required tests treat ``format`` as an annotation, so formats are not asserted unless asked.
+The suite's remote documents (``--remotes``) are passed as ``resources``, each under the URI
+``http://localhost:1234/<its path>`` that the tests refer to.
 Per keyword file: cases passing, refused, misclassified (with the instance counts).
 """
 
@@ -35,16 +37,27 @@ def feed(grammar, tokenizer, text: str) -> bool:
     return m.is_accepting()
 
 
+def load_remotes(root: Path) -> dict:
+    """Every JSON document under ``root``, keyed by the URI the suite serves it at."""
+    if not root.is_dir():
+        return {}
+    return {f"http://localhost:1234/{p.relative_to(root).as_posix()}": json.loads(p.read_text())
+            for p in sorted(root.rglob("*.json"))}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokenizer", default=str(HERE.parent / "shared" / "tokenizers" / "llama3.2"))
     ap.add_argument("--suite", default=str(HERE.parent / "shared" / "json-schema-test-suite" / "tests" / "draft2020-12"))
+    ap.add_argument("--remotes", default=str(HERE.parent / "shared" / "json-schema-test-suite" / "remotes"),
+                    help="documents served at http://localhost:1234/ (passed as resources)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--format-assertion", action="store_true",
                     help="check formats (FormatChecker); the suite's required tests treat format as an annotation")
     args = ap.parse_args(argv)
     tok = AutoTokenizer.from_pretrained(args.tokenizer)
     compiler = constrain.Compiler(tok)
+    resources = load_remotes(Path(args.remotes))
     rows = []
     totals = dict(cases=0, passing=0, refused=0, wrong=0, valid_rejected=0, invalid_accepted=0, error=0)
     wrong_cases = []
@@ -54,9 +67,11 @@ def main(argv=None) -> int:
         r = dict(file=path.stem, cases=len(groups), passing=0, refused=0, wrong=0, error=0)
         for group in groups:
             try:
-                # the exact language: json.dumps escapes non-ASCII, instances carry undeclared members
+                # the exact language: json.dumps escapes non-ASCII, instances carry undeclared
+                # members, in any order
                 grammar = compiler.compile_json_schema(group["schema"], format_assertion=args.format_assertion,
-                                                      unicode_escapes=True, strict_properties=False)
+                                                      unicode_escapes=True, strict_properties=False,
+                                                      property_order="any", resources=resources)
             except (constrain.UnsupportedSchemaError, constrain.SchemaError):
                 r["refused"] += 1
                 continue

@@ -6,6 +6,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -139,7 +140,7 @@ class Compiler:
 
         def build() -> CompiledGrammar:
             store = TermStore()
-            term = Lowering(store).fullmatch(pattern, Encoding.RAW)
+            term = Lowering(store).fullmatch(pattern, Encoding.RAW, whole_string=True)
             return CompiledGrammar(self.vocab, self.trie, store, term, source=f"regex:{pattern}")
 
         return self._cached(("regex", pattern), build)
@@ -173,27 +174,39 @@ class Compiler:
             return self.compile_gbnf(text, start or "root")
         raise ValueError(f"unknown grammar dialect {dialect!r}: use 'lark', 'gbnf' or 'auto'")
 
-    def compile_json_schema(self, schema: dict | bool | str, **options: Any) -> CompiledGrammar:
-        """JSON text whose value is valid under ``schema`` (see ``constrain.json_schema``).
+    def compile_json_schema(self, schema: dict | bool | str, *, resources: Mapping[str, Any] | None = None,
+                            **options: Any) -> "CompiledGrammar | CompiledCFG":
+        """JSON text whose value is valid under ``schema`` (see ``constrain.json_schema``): a
+        ``CompiledGrammar`` (an automaton), or where recursive references make the language
+        context-free, a ``CompiledCFG`` (same matcher API).
 
-        Options (see ``constrain.json_schema.compile_schema_term``): ``whitespace`` ("flexible",
-        "compact", "dumps"), ``max_whitespace``, ``lenient``, ``any_depth``, ``max_recursion``,
-        ``strict_properties``, ``format_assertion``, ``unicode_escapes``. Results are cached by
-        schema content and options.
+        ``resources`` maps URIs to schema documents for remote ``$ref``s (the official metaschemas
+        are known already). Options (see ``constrain.json_schema.compile_schema_term``):
+        ``whitespace`` ("flexible", "compact", "dumps"), ``max_whitespace``, ``lenient``,
+        ``any_depth``, ``max_recursion``, ``strict_properties``, ``format_assertion``,
+        ``unicode_escapes``, ``property_order`` ("declared", "any"), ``recursion`` ("grammar",
+        "unroll"). Results are cached by schema content, resources and options.
         """
-        from .json_schema import compile_schema_term, load_schema, parse_schema
+        from .cfg.engine import CompiledCFG
+        from .json_schema import compile_schema, load_schema, parse_schema
 
         schema_obj = load_schema(schema)
-        key = ("json", json.dumps(schema_obj, sort_keys=True), tuple(sorted(options.items())))
+        resources = dict(resources) if resources else None
+        key = ("json", json.dumps(schema_obj, sort_keys=True), tuple(sorted(options.items())),
+               json.dumps(resources, sort_keys=True) if resources else None)
 
-        def build() -> CompiledGrammar:
+        def build() -> CompiledGrammar | CompiledCFG:
             parse_schema(schema_obj)
             store = TermStore()
             try:
-                term, warnings, json_char = compile_schema_term(schema_obj, store, **options)
+                language = compile_schema(schema_obj, store, resources=resources, **options)
             except RecursionError:
                 raise BudgetExceededError("the schema nests too deeply to compile") from None
-            return CompiledGrammar(self.vocab, self.trie, store, term, source=f"json:{key[1][:200]}",
-                                   warnings=tuple(warnings), strings=self.strings, json_char=json_char)
+            source, warnings = f"json:{key[1][:200]}", tuple(language.warnings)
+            if language.grammar is not None:
+                return CompiledCFG(self.vocab, self.trie, language.grammar, source=source, store=store,
+                                   warnings=warnings)
+            return CompiledGrammar(self.vocab, self.trie, store, language.term, source=source,
+                                   warnings=warnings, strings=self.strings, json_char=language.json_char)
 
         return self._cached(key, build)

@@ -8,13 +8,22 @@ records a warning).
 
 How keywords compile:
 
-- ``$ref`` (local pointers and ``$anchor``) is inlined and merged with its siblings; recursive
+- ``$ref`` and ``$dynamicRef`` resolve as the validator resolves them (``$id`` base URIs,
+  ``$anchor``, JSON pointers, the dynamic scope, remote documents given as ``resources``; see
+  ``constrain.schema_refs``); the target is inlined and merged with its siblings; recursive
   references are unrolled ``max_recursion`` times (deeper nesting is not generated).
+- Two polarities: the compiler builds a *subset* of the valid texts (what it generates, with the
+  narrowings below) and, for the operands of complements, a *superset* (no narrowing; a keyword
+  it cannot enforce is simply dropped there). ``not S`` is the complement of S's superset (and
+  the superset of ``not S`` the complement of S's subset), so both stay sound and are exact
+  where S compiles exactly. ``constrain.schema_negate`` first turns common negations into
+  positive schemas (``not required`` → ``properties: {name: false}``, De Morgan, type lists),
+  which need no complement at all.
 - ``allOf`` merges its branches into one schema (``schema_merge``); pairs with no exact merged
   form are intersected as languages. ``anyOf`` distributes its siblings into each branch.
-  ``oneOf`` is exact when its branches are provably disjoint (by type, or by a required property
-  with disjoint ``const``/``enum`` values), or when every branch compiles exactly (then
-  "exactly one" is built with complement). ``not`` and ``if`` need an exactly compiled operand.
+  ``oneOf``: one branch and no other, "no other" as negated schemas or complements (skipped
+  where the branches are provably disjoint: by type, or a required property with disjoint
+  ``const``/``enum`` values). ``if``/``then``/``else``: (if and then) or (not if and else).
 - ``enum``/``const`` keep the values the validator accepts under the whole schema.
 - numbers: ``minimum``/``maximum``/exclusive bounds exactly over plain decimal text
   (``constrain.numbers``); ``multipleOf`` as a remainder automaton over the digits, exact for the
@@ -26,13 +35,23 @@ How keywords compile:
   ``uniqueItems`` where every position allows finitely many values (the values written so far are
   the automaton's state).
 - objects: ``properties``/``required`` in declaration order, extra members (when the schema allows
-  them and ``strict_properties=False``) anywhere between them, ``patternProperties``,
+  them and ``strict_properties=False``) anywhere between them, or with ``property_order="any"``
+  every member in any order (an automaton over the names written so far, built lazily as it is
+  visited); ``patternProperties`` (undeclared keys split by the patterns they match),
   ``propertyNames``; ``minProperties``/``maxProperties`` and ``dependentRequired`` follow the
   members as they are written (a count and the set of names involved); ``dependentSchemas`` as
   one merged schema per set of names present.
+- ``unevaluatedProperties``/``unevaluatedItems``: rewritten into plain keywords per annotation
+  case (``constrain.schema_unevaluated``).
+
+Repeated keys: a text with a key twice means what its parser makes of it (``json.loads`` keeps
+the last). Generated texts are checked member by member, which is sound for them; the supersets
+that complements use treat member counts as key counts, so under ``not`` a text that repeats a
+key may be judged by its text rather than by its parsed value.
 
 Deliberate narrowings, each recorded in the grammar's ``warnings`` (what is generated is always
-valid; some valid texts are not): declared properties in declaration order; values of
+valid; some valid texts are not): declared properties in declaration order (unless
+``property_order="any"``); values of
 unconstrained type nest at most ``any_depth`` levels; ``integer`` is written without exponent; bounded numbers without exponent;
 multiples with at most 15 significant digits; undeclared members count once towards
 ``minProperties`` (two may share a key, which ``json.loads`` keeps once); under ``maxContains``,
@@ -47,8 +66,9 @@ import json
 import math
 import re
 from decimal import Decimal
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema._utils import equal
@@ -58,11 +78,17 @@ from .errors import RegexError, SchemaError, UnsupportedSchemaError
 from .formats import SUBSET_FORMATS, checked_formats, format_patterns
 from .numbers import SIGNIFICANT_DIGITS, MultipleRefused, NumberTerms, bound_decimal, multiple_step
 from .regex import Encoding, Lowering
+from .cfg.ir import Grammar
 from .schema_check import check_schema
 from .schema_merge import merge
-from .terms import EMPTY, EPS, INF, TermStore
+from .schema_negate import negate
+from .schema_dialects import INTEGER_TEXT
+from .schema_refs import LinkedSchema
+from .schema_grammar import NotContextFree, grammar_of
+from .terms import EMPTY, EPS, INF, HoleReached, TermStore
 
 WHITESPACE_STYLES = ("flexible", "compact", "dumps")
+PROPERTY_ORDERS = ("declared", "any")
 TYPES = ("null", "boolean", "object", "array", "number", "string", "integer")
 
 _VALIDATION = set(Draft202012Validator.VALIDATORS)
@@ -107,7 +133,9 @@ def parse_schema(schema: dict | bool | str | bytes) -> dict | bool:
 def compile_schema_term(schema: dict | bool, store: TermStore, *, whitespace: str = "flexible",
                         max_whitespace: int = 24, lenient: bool = False, any_depth: int = 3,
                         max_recursion: int = 4, strict_properties: bool = True,
-                        format_assertion: bool = True, unicode_escapes: bool = False) -> tuple[int, list[str], int]:
+                        format_assertion: bool = True, unicode_escapes: bool = False,
+                        property_order: str = "declared",
+                        resources: Mapping[str, Any] | None = None) -> tuple[int, list[str], int]:
     """Lower ``schema`` into ``store``; return the term, the sorted warnings, and the term of one
     string character (which the string-body token shortcut recognises).
 
@@ -118,20 +146,70 @@ def compile_schema_term(schema: dict | bool, store: TermStore, *, whitespace: st
     ``format`` as an annotation, as a validator without a format checker does.
     ``unicode_escapes=True`` also accepts ``\\uXXXX`` for every character in strings (the
     ``ensure_ascii=True`` layout of ``json.dumps``); by default only control characters use it.
+    ``property_order="any"`` accepts an object's members in every order, not only in declaration order.
+    ``resources`` maps URIs to the schema documents that references to them resolve to (a
+    reference to a URI that is neither there nor an official metaschema is refused).
     """
+    language = compile_schema(schema, store, whitespace=whitespace, max_whitespace=max_whitespace,
+                              lenient=lenient, any_depth=any_depth, max_recursion=max_recursion,
+                              strict_properties=strict_properties, format_assertion=format_assertion,
+                              unicode_escapes=unicode_escapes, property_order=property_order,
+                              resources=resources, recursion="unroll")
+    return language.term, language.warnings, language.json_char
+
+
+@dataclass(frozen=True)
+class SchemaLanguage:
+    """A compiled schema: a regular ``term``, or where recursion makes the language context-free,
+    a ``grammar`` whose lexemes are terms of the same store (``constrain.schema_grammar``)."""
+
+    term: int
+    warnings: list[str]
+    json_char: int
+    grammar: Grammar | None = None
+
+
+def compile_schema(schema: dict | bool, store: TermStore, *, recursion: str = "grammar",
+                   max_recursion: int = 4, **options: Any) -> SchemaLanguage:
+    """Lower ``schema`` into ``store`` (options as ``compile_schema_term``).
+
+    ``recursion="grammar"`` compiles a recursive reference as a nonterminal: the language is then
+    a context-free grammar, exact at any depth. Where that has no context-free form (a recursive
+    reference under ``not`` or intersected with another schema), and with ``recursion="unroll"``,
+    recursive references are unrolled ``max_recursion`` times instead (a recorded narrowing).
+    """
+    whitespace = options.get("whitespace", "flexible")
     if whitespace not in WHITESPACE_STYLES:
         raise ValueError(f"whitespace must be one of {WHITESPACE_STYLES}, not {whitespace!r}")
-    compiler = _SchemaCompiler(schema, store, whitespace, max_whitespace, lenient, any_depth,
-                               max_recursion, strict_properties, format_assertion, unicode_escapes)
-    term = compiler.value(schema, "#")
-    return term, sorted(compiler.warnings), compiler.json_char
+    order = options.get("property_order", "declared")
+    if order not in PROPERTY_ORDERS:
+        raise ValueError(f"property_order must be one of {PROPERTY_ORDERS}, not {order!r}")
+    if recursion not in ("grammar", "unroll"):
+        raise ValueError(f"recursion must be 'grammar' or 'unroll', not {recursion!r}")
+    if recursion == "grammar":
+        compiler = _SchemaCompiler(schema, store, max_recursion=max_recursion, **options)
+        compiler.bodies = {}
+        try:
+            term = compiler.value(compiler.root, "#")
+            grammar = grammar_of(store, term, compiler.bodies) if compiler.bodies else None
+            return SchemaLanguage(term, sorted(compiler.warnings), compiler.json_char, grammar)
+        except (NotContextFree, HoleReached):
+            pass  # unrolled below, with the narrowing recorded
+    compiler = _SchemaCompiler(schema, store, max_recursion=max_recursion, **options)
+    term = compiler.value(compiler.root, "#")
+    return SchemaLanguage(term, sorted(compiler.warnings), compiler.json_char)
 
 
 class _SchemaCompiler:
-    def __init__(self, root, store: TermStore, whitespace: str, max_whitespace: int, lenient: bool,
-                 any_depth: int, max_recursion: int, strict_properties: bool, format_assertion: bool,
-                 unicode_escapes: bool):
-        self.root = root
+    def __init__(self, root, store: TermStore, *, whitespace: str = "flexible", max_whitespace: int = 24,
+                 lenient: bool = False, any_depth: int = 3, max_recursion: int = 4,
+                 strict_properties: bool = True, format_assertion: bool = True,
+                 unicode_escapes: bool = False, property_order: str = "declared",
+                 resources: Mapping[str, Any] | None = None):
+        # every reference resolved once, into a document whose subschemas mean the same anywhere
+        self.refs = LinkedSchema(root, resources)
+        self.root = self.refs.root
+        self.any_order = property_order == "any"
         self.st = store
         self.low = Lowering(store, unicode_escapes=unicode_escapes)
         self.num = NumberTerms(store)
@@ -141,10 +219,16 @@ class _SchemaCompiler:
         self.strict_properties = strict_properties
         self.warnings: set[str] = set()
         self.formats = checked_formats() if format_assertion else frozenset()
-        self.validator = Draft202012Validator(root, format_checker=FormatChecker() if format_assertion else None)
-        self._ref_stack: list[str] = []
+        self.validator = Draft202012Validator(self.root, format_checker=FormatChecker() if format_assertion else None)
+        self._ref_stack: list[str] = []  # the linked references being expanded (absolute targets)
+        # recursive targets compiled as grammar holes: their bodies (None while being compiled);
+        # None: recursion is unrolled
+        self.bodies: dict[str, int | None] | None = None
+        # Polarity: False builds a subset of the valid texts (what we generate), True a superset
+        # (the operands of complements); narrowings apply only to subsets, refusals only to subsets.
+        self.over = False
+        self._objects = 0  # names the lazy automata of objects in any order
         self._memo: dict[tuple, tuple[dict, int]] = {}
-        self._cyclic: set[str] | None = None
         st = store
         if whitespace == "flexible":
             ws = st.rep(st.byte_set(_mask(b" \t\n\r")), 0, max_whitespace)
@@ -157,16 +241,44 @@ class _SchemaCompiler:
             self.item_sep, self.key_sep, self.inner_ws = st.literal(b", "), st.literal(b": "), EPS
         self.json_char = self.low.charset(cs.ANY, Encoding.JSON)
         self.any_string = st.seq(st.literal(b'"'), st.star(self.json_char), st.literal(b'"'))
-        self._any: dict[int, int] = {}
+        num = self.num
+        self.unsigned_number = st.seq(num.natural, st.opt(num.fraction), st.opt(st.seq(
+            st.byte_set(_mask(b"eE")), st.opt(st.byte_set(_mask(b"+-"))), st.rep(num.digit, 1))))
+        digit_after = st.seq(st.star(st.byte_set(_mask(b"-.eE+"))), num.digit)
+        self.long_number = st.and_(st.seq(st.opt(st.literal(b"-")), self.unsigned_number),
+                                   st.seq(st.rep(digit_after, 16, 16), st.not_(EMPTY)))
+        self.exponent_number = st.seq(st.opt(st.literal(b"-")), num.natural, st.opt(num.fraction), st.byte_set(_mask(b"eE")),
+                                      st.opt(st.byte_set(_mask(b"+-"))), st.rep(num.digit, 1))
+        self._any: dict[tuple[int, bool], int] = {}
 
     # -- helpers ------------------------------------------------------------------------------
     def unsupported(self, keyword: str, path: str, detail: str = "") -> None:
+        if self.over:  # a superset may drop any constraint: every caller widens after this call
+            return
         if not self.lenient:
             raise UnsupportedSchemaError(keyword, path, detail)
         self.warnings.add(f"ignored {keyword!r} at {path}" + (f": {detail}" if detail else ""))
 
     def note(self, message: str) -> None:
-        self.warnings.add(message)
+        if not self.over:  # supersets narrow nothing
+            self.warnings.add(message)
+
+    def flipped(self, schema, path: str) -> int:
+        """``schema`` compiled in the other polarity (a superset while building a subset, and the
+        other way round), for the operands of ``not`` and of the conditions that stand for it."""
+        if schema is True and not self.over:
+            return self.st.not_(EMPTY)  # every text: the complement is empty at once
+        self.over = not self.over
+        try:
+            return self.value(schema, path)
+        finally:
+            self.over = not self.over
+
+    def widened(self, schema, path: str) -> int:
+        """A superset of the texts valid for ``schema``, whatever the current polarity."""
+        if self.over:
+            return self.value(schema, path)
+        return self.flipped(schema, path)
 
     def braces(self, open_: bytes, body: int, close: bytes) -> int:
         st = self.st
@@ -191,9 +303,11 @@ class _SchemaCompiler:
             return EMPTY
         if not isinstance(schema, dict):
             raise SchemaError(f"a schema must be an object or a boolean, not {type(schema).__name__}", path)
-        # The term depends on the reference stack only through recursive refs (their unroll counts).
-        cyclic = self.cyclic_refs()
-        key = (id(schema), tuple(r for r in self._ref_stack if r in cyclic))
+        # The term depends on the reference stack only through the number of recursive refs on it
+        # (ref() cuts at max_recursion of them). A linked schema stands for one target under one
+        # base URI and dynamic scope (constrain.schema_refs copies a target per base), so its id
+        # covers the base.
+        key = (id(schema), self.over, sum(map(self.is_recursive, self._ref_stack)))
         got = self._memo.get(key)
         if got is None:
             # the entry holds the schema: merged schemas are temporary, and a freed one's id is reused
@@ -203,6 +317,10 @@ class _SchemaCompiler:
 
     def _value(self, schema: dict, path: str) -> int:
         st = self.st
+        if "unevaluatedProperties" in schema or "unevaluatedItems" in schema:
+            # an exact rewrite into plain keywords, one allOf entry each (constrain.schema_unevaluated)
+            from .schema_unevaluated import rewrite_unevaluated
+            return self.value(rewrite_unevaluated(schema, path, self.refs.target, self.unsupported), path)
         if "$ref" in schema:
             return self.ref(schema, path)
         if "allOf" in schema:
@@ -210,11 +328,12 @@ class _SchemaCompiler:
         if "anyOf" in schema or "oneOf" in schema:
             return self.any_of(schema, path)
         if "not" in schema:
+            # under(not S) = ¬over(S) and over(not S) = ¬under(S): both sound, exact where they meet
             rest = _without(schema, "not")
-            if not self.is_exact(schema["not"]):
-                self.unsupported("not", path, "its subschema does not compile exactly")
-                return self.value(rest, path)
-            return st.and_(self.value(rest, path), st.not_(self.value(schema["not"], path + "/not")))
+            inverse = negate(schema["not"])
+            if inverse is not None:  # a positive schema says it exactly, without a complement
+                return self.conjunction(rest, path, [(inverse, path + "/not")])
+            return st.and_(self.value(rest, path), st.not_(self.flipped(schema["not"], path + "/not")))
         if "if" in schema:
             return self.conditional(schema, path)
         rest = _without(schema, "then", "else")
@@ -246,71 +365,68 @@ class _SchemaCompiler:
 
     # -- references and combinators -----------------------------------------------------------
     def ref(self, schema: dict, path: str) -> int:
-        ref = schema["$ref"]
+        ref = schema["$ref"]  # linked: it names one absolute target (constrain.schema_refs)
         target = self.resolve(ref, path)
+        where = self.refs.target(ref).path
         rest = _without(schema, "$ref")
-        cyclic = self.cyclic_refs()
-        if ref in cyclic and sum(r in cyclic for r in self._ref_stack) >= self.max_recursion:
+        if self.is_recursive(ref) and self.bodies is not None and not self.over and not any(k in _VALIDATION for k in rest):
+            return self.hole(ref, target, where)
+        if self.is_recursive(ref) and sum(map(self.is_recursive, self._ref_stack)) >= self.max_recursion:
             self.note(f"recursive references are unrolled {self.max_recursion} levels deep")
-            return EMPTY
+            return self.st.not_(EMPTY) if self.over else EMPTY
         self._ref_stack.append(ref)
         try:
             if not any(k in _VALIDATION for k in rest):
-                return self.value(target, ref)
+                return self.value(target, where)
             merged = merge(target, rest) if isinstance(target, dict) or isinstance(target, bool) else None
             if merged is None:
-                return self.st.and_(self.value(target, ref), self.value(rest, path))
+                return self.st.and_(self.value(target, where), self.value(rest, path))
             return self.value(merged, path)
         finally:
             self._ref_stack.pop()
 
-    def cyclic_refs(self) -> set[str]:
-        """The ``$ref`` strings that can reach themselves (strongly connected in the ref graph)."""
-        if self._cyclic is not None:
-            return self._cyclic
-        edges: dict[str, set[str]] = {}
-        pending = list(_refs_in(self.root))
-        while pending:
-            r = pending.pop()
-            if r in edges:
-                continue
-            try:
-                target = self.resolve(r, "#") if r.startswith("#") else None
-            except SchemaError:
-                target = None
-            edges[r] = set(_refs_in(target)) if target is not None else set()
-            pending.extend(edges[r] - edges.keys())
-        self._cyclic = _on_cycles(edges)
-        return self._cyclic
+    def hole(self, ref: str, target, where: str) -> int:
+        """The grammar nonterminal of a recursive target; its body is compiled once (references to
+        it inside are holes already). Supersets unroll instead: a complement needs an automaton."""
+        if ref not in self.bodies:
+            self.bodies[ref] = None
+            self.bodies[ref] = self.value(target, where)
+        return self.st.hole(ref)
+
+    def is_recursive(self, ref: str) -> bool:
+        """Whether the target of the linked reference ``ref`` can reach itself (then it is
+        unrolled ``max_recursion`` times): the one place that decides it."""
+        return self.refs.is_recursive(ref)
 
     def resolve(self, ref: str, path: str):
-        if not ref.startswith("#"):
-            self.unsupported("$ref", path, f"only local references are supported, not {ref!r}")
+        """The linked schema that ``ref`` (a reference of the linked document) stands for; a
+        reference that does not resolve is refused, or is a SchemaError (a dangling pointer or
+        anchor), naming the JSON pointer ``path`` of the schema holding it."""
+        target = self.refs.target(ref)
+        if target.error is not None:
+            keyword, message, unsupported = target.error
+            if not unsupported:
+                raise SchemaError(message, path)
+            self.unsupported(keyword, path, message)
             return True
-        fragment = unquote(ref[1:])
-        if fragment and not fragment.startswith("/"):
-            found = _find_anchor(self.root, fragment)
-            if found is None:
-                raise SchemaError(f"$ref {ref!r} names no $anchor", path)
-            return found
-        node = self.root
-        for part in fragment.split("/")[1:]:
-            part = part.replace("~1", "/").replace("~0", "~")
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                raise SchemaError(f"$ref {ref!r} does not resolve", path)
-        return node
+        return target.contents
 
     def all_of(self, schema: dict, path: str) -> int:
-        acc: Any = _without(schema, "allOf")
+        return self.conjunction(_without(schema, "allOf"), path,
+                                [(b, f"{path}/allOf/{i}") for i, b in enumerate(schema["allOf"])])
+
+    def conjunction(self, base: Any, path: str, parts: list[tuple[Any, str]]) -> int:
+        """``base`` and every part (with its path): merged into one schema where that is exact,
+        so that one builder sees every constraint, else intersected as languages."""
+        acc = base
         separate = []
-        for i, branch in enumerate(schema["allOf"]):
-            m = merge(acc, self._resolved(branch))
+        for sub, sub_path in parts:
+            sub = self._resolved(sub)
+            m = merge(acc, sub)
+            if isinstance(m, dict) and "allOf" in m and _both_any_of(acc, sub):
+                m = _distributed(acc, sub)  # two anyOfs: one anyOf of their merged pairs
             if m is None or (isinstance(m, dict) and "allOf" in m):
-                separate.append((branch, f"{path}/allOf/{i}"))
+                separate.append((sub, sub_path))
             else:
                 acc = m
         return self.st.and_(self.value(acc, path), *[self.value(b, p) for b, p in separate])
@@ -327,32 +443,33 @@ class _SchemaCompiler:
             bpath = f"{path}/{key}/{i}"
             branches.append((m, bpath) if m is not None and not (isinstance(m, dict) and "allOf" in m and "allOf" not in rest)
                             else ({"allOf": [rest, b]}, bpath))
-        if key == "oneOf" and len(branches) > 1 and not self.disjoint([b for b in schema[key]]):
-            if all(self.is_exact(b) for b in schema[key]):
-                terms = [self.value(b, p) for b, p in branches]
-                out = []
-                for i, t in enumerate(terms):
-                    others = st.alt(*[u for j, u in enumerate(terms) if j != i])
-                    out.append(st.and_(t, st.not_(others)))
-                return st.alt(*out)
-            self.unsupported("oneOf", path, "branches are not provably disjoint and not all exact")
-        return st.alt(*[self.value(b, p) for b, p in branches])
+        if key == "anyOf" or len(branches) < 2 or self.disjoint(schema[key]):
+            return st.alt(*[self.value(b, p) for b, p in branches])
+        # exactly one: branch i and no other, "no other" as positive schemas where negate knows
+        # one, else outside the other polarity of the branch (a superset where this is a subset)
+        inverses = [negate(b) for b in schema[key]]
+        out = []
+        for i, (b, bpath) in enumerate(branches):
+            others = [j for j in range(len(branches)) if j != i]
+            term = self.conjunction(b, bpath, [(inverses[j], f"{path}/oneOf/{j}") for j in others
+                                               if inverses[j] is not None])
+            rivals = [self.flipped(schema[key][j], f"{path}/oneOf/{j}") for j in others if inverses[j] is None]
+            out.append(st.and_(term, st.not_(st.alt(*rivals))) if rivals else term)
+        return st.alt(*out)
 
     def conditional(self, schema: dict, path: str) -> int:
         st = self.st
         rest = _without(schema, "if", "then", "else")
         cond = schema["if"]
-        if not self.is_exact(cond):
-            self.unsupported("if", path, "its condition does not compile exactly")
-            return self.value(rest, path)
-        then = merge(rest, schema.get("then", True))
-        other = merge(rest, schema.get("else", True))
-        then_t = self.value(then, path + "/then") if then is not None else st.and_(
-            self.value(rest, path), self.value(schema["then"], path + "/then"))
-        else_t = self.value(other, path + "/else") if other is not None else st.and_(
-            self.value(rest, path), self.value(schema["else"], path + "/else"))
-        cond_t = self.value(cond, path + "/if")
-        return st.alt(st.and_(then_t, cond_t), st.and_(else_t, st.not_(cond_t)))
+        # "then" where the condition holds (in this polarity); "else" where it fails: a positive
+        # schema where negate knows one, else outside the condition's other polarity
+        then_t = self.conjunction(rest, path, [(cond, path + "/if"), (schema.get("then", True), path + "/then")])
+        inverse = negate(cond)
+        if inverse is not None:
+            return st.alt(then_t, self.conjunction(rest, path, [(inverse, path + "/if"),
+                                                               (schema.get("else", True), path + "/else")]))
+        else_t = self.conjunction(rest, path, [(schema.get("else", True), path + "/else")])
+        return st.alt(then_t, st.and_(else_t, st.not_(self.flipped(cond, path + "/if"))))
 
     def disjoint(self, branches: list) -> bool:
         """Whether no instance can be valid under two branches (a sufficient, syntactic test)."""
@@ -384,6 +501,8 @@ class _SchemaCompiler:
     def _resolved(self, schema):
         seen = 0
         while isinstance(schema, dict) and "$ref" in schema and seen < 8:
+            if self.refs.target(schema["$ref"]).error is not None or self.is_recursive(schema["$ref"]):
+                break  # compiled through ref(): errors reported with their path, recursion counted
             target = self.resolve(schema["$ref"], "#")
             rest = _without(schema, "$ref")
             merged = merge(target, rest) if isinstance(target, (dict, bool)) else None
@@ -391,40 +510,26 @@ class _SchemaCompiler:
             seen += 1
         return schema
 
-    def is_exact(self, schema) -> bool:
-        """Whether ``value(schema)`` is exactly the valid texts of our serialization, so that its
-        complement is sound: scalar types only, with keywords we compile without narrowing."""
-        schema = self._resolved(schema)
-        if schema is False:
-            return True
-        if not isinstance(schema, dict):
-            return False
-        allowed = {"type", "enum", "const", "minLength", "maxLength", "pattern", "format"}
-        keys = {k for k in schema if k in _VALIDATION}
-        if not keys <= allowed:
-            return False
-        if "enum" in schema or "const" in schema:
-            values = _values(schema)
-            return all(v is None or isinstance(v, (bool, str)) for v in values)
-        if "type" not in schema:
-            return False
-        if not set(_type_list(schema)) <= {"null", "boolean", "string", "number"}:
-            return False
-        fmt = schema.get("format")
-        return not (fmt in self.formats and (fmt in SUBSET_FORMATS or format_patterns(fmt) is None))
-
     def enumeration(self, schema: dict, path: str) -> int:
         values = _values(schema)
         rest = {k: v for k, v in schema.items() if k not in ("enum", "const")}
         # The other keywords filter the candidates; the validator itself decides, so this is exact.
         check = self.validator.evolve(schema=rest)
         kept = [v for v in values if check.is_valid(v)]
-        return self.st.alt(*[self.literal_value(v) for v in kept])
+        terms = [self.literal_value(v, wide=self.over) for v in kept]
+        if rest.get(INTEGER_TEXT) == "plain":  # numbers written as plain integers (draft 4's integer)
+            plain = self.st.seq(self.st.opt(self.st.literal(b"-")), self.num.natural)
+            terms = [self.st.and_(t, plain) if _json_type(v) in ("integer", "number") else t for v, t in zip(kept, terms)]
+        return self.st.alt(*terms)
 
-    def literal_value(self, v: Any) -> int:
+    def literal_value(self, v: Any, wide: bool = False) -> int:
+        """The texts of the value ``v``; ``wide``: a superset of them (every number text that may
+        parse equal, objects of many keys in any form)."""
         st = self.st
         if v is None or isinstance(v, bool):
             return st.literal(json.dumps(v).encode())
+        if wide and isinstance(v, (int, float)):
+            return self.near_number(v)
         if isinstance(v, int):
             return st.alt(st.literal(str(v).encode()), st.literal(f"{v}.0".encode()))
         if isinstance(v, float):
@@ -437,15 +542,17 @@ class _SchemaCompiler:
         if isinstance(v, list):
             if not v:
                 return self.braces(b"[", EPS, b"]")
-            items = [self.literal_value(x) for x in v]
+            items = [self.literal_value(x, wide) for x in v]
             body = [items[0]]
             for x in items[1:]:
                 body += [self.item_sep, x]
             return self.braces(b"[", st.seq(*body), b"]")
         # Object equality ignores key order: small objects are accepted in every order.
-        pairs = [st.seq(self.string_literal(k), self.key_sep, self.literal_value(x)) for k, x in v.items()]
+        pairs = [st.seq(self.string_literal(k), self.key_sep, self.literal_value(x, wide)) for k, x in v.items()]
         if not pairs:
             return self.braces(b"{", EPS, b"}")
+        if wide and len(pairs) > 4:
+            return st.seq(st.literal(b"{"), st.not_(EMPTY))
         orders = itertools.permutations(pairs) if len(pairs) <= 4 else [pairs]
         if len(pairs) > 4:
             self.note("object constants with more than 4 keys are written in their given key order")
@@ -467,13 +574,15 @@ class _SchemaCompiler:
         st = self.st
         num = self.num
         sign = st.opt(st.literal(b"-"))
-        if integer:
+        plain = schema.get(INTEGER_TEXT) == "plain"  # draft 4's integers (constrain.schema_dialects)
+        if plain:
+            integer, base = True, st.seq(sign, num.natural)
+        elif integer:
             # "N.0" parses as a float: past 308 digits it is inf, which is no integer
             short = st.alt(st.literal(b"0"), st.seq(num.nonzero, st.rep(num.digit, 0, 307)))
             base = st.seq(sign, st.alt(num.natural, st.seq(short, num.zero_fraction)))
         else:
-            exp = st.seq(st.byte_set(_mask(b"eE")), st.opt(st.byte_set(_mask(b"+-"))), st.rep(num.digit, 1))
-            base = st.seq(sign, num.natural, st.opt(num.fraction), st.opt(exp))
+            base = st.seq(sign, self.unsigned_number)
         lo = hi = None
         lo_strict = hi_strict = False
         for key, strict in (("minimum", False), ("exclusiveMinimum", True)):
@@ -490,7 +599,14 @@ class _SchemaCompiler:
         if lo is not None or hi is not None:
             self.note("bounded numbers are written without exponent")
             parts.append(num.decimal_range(lo, lo_strict, hi, hi_strict))
-        return st.and_(*parts)
+        exact = st.and_(*parts)
+        if not self.over:
+            return exact
+        # a superset: also the forms the subset leaves out, exponents, and texts of 16 digits or
+        # more, whose float may round onto a bound, a multiple or an integer (15 digits round-trip)
+        if plain:  # no exponent is a plain integer
+            return st.alt(exact, st.and_(base, self.long_number))
+        return st.alt(exact, self.exponent_number, self.long_number)
 
     def multiple(self, schema: dict, path: str, integer: bool) -> int:
         """Signed texts that ``multipleOf`` accepts (every text when absent or trivial)."""
@@ -515,7 +631,7 @@ class _SchemaCompiler:
         if "pattern" in schema:
             content = st.and_(content, self.pattern_term(schema["pattern"], path + "/pattern"))
         fmt = schema.get("format")
-        if fmt is not None and fmt in self.formats:
+        if fmt is not None and fmt in self.formats and not (self.over and fmt in SUBSET_FORMATS):
             patterns = format_patterns(fmt)
             if patterns is None:
                 self.unsupported("format", path, f"format {fmt!r} is not supported yet")
@@ -540,7 +656,7 @@ class _SchemaCompiler:
         hi = INF if hi is None else int(hi)
         if hi != INF and hi < lo:
             return EMPTY
-        unique = self.unique_elements(schema, path, lo, hi) if schema.get("uniqueItems") else None
+        unique = self.unique_elements(schema, path, lo, hi) if schema.get("uniqueItems") and not self.over else None
         if "contains" in schema:
             body = self.contains_body(schema, path, prefix, item, lo, hi)
             return self.braces(b"[", body if unique is None else st.and_(unique, body), b"]")
@@ -598,6 +714,8 @@ class _SchemaCompiler:
             if not types <= {"null", "boolean"}:
                 return None
             values = ([None] if "null" in types else []) + ([True, False] if "boolean" in types else [])
+        if schema.get(INTEGER_TEXT) == "plain" and any(_json_type(v) in ("integer", "number") for v in values):
+            return None  # which texts of a number are valid depends on the text (draft 4's integer)
         check = self.validator.evolve(schema=schema)  # the validator itself decides: exact
         return [v for v in values if check.is_valid(v)]
 
@@ -627,16 +745,14 @@ class _SchemaCompiler:
         st = self.st
         element = st.alt(*prefix, item)
         need = int(schema.get("minContains", 1))
-        hit = st.and_(element, self.value(schema["contains"], path + "/contains"))
+        matches = self.value(schema["contains"], path + "/contains")
+        hit = st.and_(element, matches)
         other, most = element, INF
-        if "maxContains" in schema:
-            over = self.superset(schema["contains"])
-            if over is None:
-                self.unsupported("maxContains", path, "its contains schema does not compile exactly")
-            else:
-                other, most = st.and_(element, st.not_(over)), int(schema["maxContains"])
-                if not self.is_exact(schema["contains"]):
-                    self.note("under maxContains, elements that may match contains in another form are not generated")
+        if "maxContains" in schema and not self.over:  # a superset may drop maxContains
+            over = self.widened(schema["contains"], path + "/contains")
+            other, most = st.and_(element, st.not_(over)), int(schema["maxContains"])
+            if over != matches:
+                self.note("under maxContains, elements that may match contains in another form are not generated")
         if need == 0 and most == INF:
             return self.elements(prefix, item, lo, hi)
         body = self.counted(other, hit, need, most)
@@ -657,37 +773,15 @@ class _SchemaCompiler:
             options.append(st.seq(st.star(st.seq(other, self.item_sep)), hit, more, st.star(sep_other)))
         return st.alt(*options)
 
-    def superset(self, schema) -> int | None:
-        """A term with every JSON text (of our serialization) valid for ``schema``, or None.
-
-        Exact schemas are their own; ``enum``/``const`` widen number values to every text that
-        may parse equal to them and containers to every array or object.
-        """
+    def near_number(self, v: int | float) -> int:
+        """Every number text that may parse equal to ``v``."""
         st = self.st
-        resolved = self._resolved(schema)
-        if resolved is True:
-            return st.not_(EMPTY)
-        if self.is_exact(resolved):
-            return self.value(resolved, "#")
-        values = _values(resolved)
-        if values is None:
-            return None
-        return st.alt(*[self.value_superset(v) for v in values])
-
-    def value_superset(self, v: Any) -> int:
-        st = self.st
-        if isinstance(v, (list, dict)):
-            return st.seq(st.literal(b"[" if isinstance(v, list) else b"{"), st.not_(EMPTY))
-        if v is None or isinstance(v, (bool, str)):
-            return self.literal_value(v)
         if not math.isfinite(v):
             return st.not_(EMPTY)
         # a float equal to v lies within an ulp of it; exponent texts are not compared
         ulp = Decimal(math.ulp(float(v))) * 2
         near = self.num.decimal_range(Decimal(v) - ulp, False, Decimal(v) + ulp, False)
-        exp = st.seq(st.opt(st.literal(b"-")), self.num.natural, st.opt(self.num.fraction),
-                     st.byte_set(_mask(b"eE")), st.opt(st.byte_set(_mask(b"+-"))), st.rep(self.num.digit, 1))
-        return st.alt(near, exp)
+        return st.alt(near, self.exponent_number)
 
     def object(self, schema: dict, path: str) -> int:
         st = self.st
@@ -698,7 +792,7 @@ class _SchemaCompiler:
         rules = {name: list(names) for name, names in schema.get("dependentRequired", {}).items() if names}
         tracked = {n for name, names in rules.items() for n in (name, *names)}
         # the object's own members follow dependentRequired where few names take part, else AND does
-        chained = rules if 2 ** len(tracked) <= _TRACKED_STATES else {}
+        chained = rules if 2 ** len(tracked) <= _TRACKED_STATES or self.unordered else {}
         term, member = self.object_members(base, path, chained)
         if term == EMPTY or member == EMPTY:
             return term
@@ -734,12 +828,103 @@ class _SchemaCompiler:
         return self.st.alt(*[self.value(case, path) for case in cases])
 
     def object_has(self, member: int, name: str) -> int:
-        """Objects whose members are ``member``s, one of them with key ``name``: exact, since a
-        text's members split in exactly one way (nested keys are inside some member's value)."""
+        """Objects whose members are ``member``s, one of them with key ``name``."""
+        named = self.st.and_(member, self.st.seq(self.string_literal(name), self.st.not_(EMPTY)))
+        return self.braces(b"{", self.members_with(member, named), b"}")
+
+    def members_with(self, member: int, named: int) -> int:
+        """Object bodies of ``member``s, one of them in ``named`` (the members with one key) or
+        more: exact, since a text's members split in exactly one way (nested keys are inside
+        some member's value)."""
         st = self.st
-        named = st.and_(member, st.seq(self.string_literal(name), st.not_(EMPTY)))
-        body = st.seq(st.star(st.seq(member, self.item_sep)), named, st.star(st.seq(self.item_sep, member)))
-        return self.braces(b"{", body, b"}")
+        return st.seq(st.star(st.seq(member, self.item_sep)), named, st.star(st.seq(self.item_sep, member)))
+
+    @property
+    def unordered(self) -> bool:
+        """Whether objects take their members in any order (always in a superset)."""
+        return self.any_order or self.over
+
+    def unordered_body(self, members: list[tuple[str, int, bool]], extras: list[tuple[str | None, int]],
+                       lo: int, hi: int | None, rules: dict[str, list[str]]) -> int:
+        """Members in any order: the required ones present, ``rules`` (dependentRequired) kept, at
+        most ``hi`` members, and at least ``lo`` keys. Extras with a name are the undeclared
+        names ``rules`` mention.
+
+        An automaton over what has been written: the tracked names (required, in ``rules``, and
+        every declared one where a subset counts distinct keys for ``lo`` > 1, undeclared members
+        counted once as two may share a key), whether an undeclared member was, and how many
+        members (a superset counts members: equal to keys in a text without a repeated key).
+        Its states are lazy terms, built as visited (there may be 2**names of them); only states
+        whose counts and names can still be completed are made, and a state is empty exactly when
+        a name it still needs has an empty member (decided when asked, not while compiling).
+        """
+        st = self.st
+        hi = None if hi is None else int(hi)
+        distinct = lo > 1 and not self.over
+        # members are counted up to count_to (more are alike): to hi, and to lo unless keys are
+        count_to = max(hi or 0, 0 if distinct else lo)
+        in_rules = {n for name, names in rules.items() for n in (name, *names)}
+        tracked = frozenset({n for n, _, r in members if r or distinct or n in in_rules}
+                            | {n for n, _ in extras if n is not None})
+        available = {n for n, _, _ in members} | {n for n, _ in extras if n is not None}
+        undeclared = [t for n, t in extras if n is None]
+        required = frozenset(n for n, _, r in members if r)
+        term_of = {n: m for n, m, _ in members} | {n: t for n, t in extras if n is not None}
+        holes = any(st.has_hole[m] for _, m, _ in members) or any(st.has_hole[t] for _, t in extras)
+        self._objects += 1
+        tag = ("object", self._objects)
+
+        def needed(seen: frozenset) -> set | None:
+            """The names a completion must still write (None if one cannot be written)."""
+            need, todo = set(required), list(seen | required)
+            while todo:
+                for dep in rules.get(todo.pop(), ()):
+                    if dep not in need:
+                        need.add(dep)
+                        todo.append(dep)
+            need -= seen
+            return need if need <= available else None
+
+        def completable(seen: frozenset, extra: bool, count: int) -> bool:
+            need = needed(seen)
+            if need is None:
+                return False
+            writes = len(need)  # each write adds one name (or one member)
+            if distinct:
+                if len(seen) + extra + len(available - seen) + (bool(undeclared) and not extra) < lo:
+                    return False
+                writes = max(writes, lo - len(seen) - extra)
+            elif count < lo:
+                if not (available or undeclared):
+                    return False
+                writes = max(writes, lo - count)
+            return hi is None or count + writes <= hi
+
+        def state(seen: frozenset, extra: bool, count: int, written: bool) -> int:
+            enough = len(seen) + extra >= lo if distinct else count >= lo
+            done = enough and needed(seen) == set()
+            return st.lazy(tag + (seen, extra, count, written), lambda: define(seen, extra, count, written),
+                           nullable=done, empty=lambda: any(st.is_empty(term_of[n]) for n in needed(seen)),
+                           holes=holes)
+
+        def define(seen: frozenset, extra: bool, count: int, written: bool) -> int:
+            moves: dict[tuple, list[int]] = {}
+            after = min(count + 1, count_to)
+            if hi is None or count < hi:
+                for name, m, _ in members:
+                    moves.setdefault((seen | {name} if name in tracked else seen, extra), []).append(m)
+                for name, t in extras:
+                    moves.setdefault((seen | {name}, extra) if name is not None else (seen, extra or distinct),
+                                     []).append(t)
+            options = [EPS] if st.nullable[state(seen, extra, count, written)] else []
+            for (seen2, extra2), terms in moves.items():
+                if completable(seen2, extra2, after):
+                    lead = st.seq(self.item_sep, st.alt(*terms)) if written else st.alt(*terms)
+                    options.append(st.seq(lead, state(seen2, extra2, after, True)))
+            return st.alt(*options)
+
+        start = (frozenset(), False, 0)
+        return state(*start, False) if completable(*start) else EMPTY
 
     def dependent_schema(self, base: dict, sub, path: str) -> int:
         """The objects valid for ``base`` and ``sub`` (merged, so that ``sub`` sees base's properties)."""
@@ -765,18 +950,20 @@ class _SchemaCompiler:
         tracked = sorted({n for name, names in rules.items() for n in (name, *names)})
         loose = [n for n in tracked if n not in props]  # only undeclared members can bring them
         extras = [(None, self.extra_member(schema, path, list(props) + loose))]
-        if not (self.strict_properties and schema.get("properties")):
+        if not (self.strict_properties and schema.get("properties") and not self.over):
             extras += [(n, self.member(schema, n, f"{path}/additionalProperties")) for n in loose]
         extras = [(n, t) for n, t in extras if t != EMPTY]
-        if len(props) > 1 or members and extras:
-            self.note("declared properties are written in declaration order")
         lo, hi = int(schema.get("minProperties", 0)), schema.get("maxProperties")
         member = st.alt(*[t for _, t in extras], *[m for _, m, _ in members])
-        if lo > 1 and any(n is None for n, _ in extras):
+        if lo > 1 and not self.over and any(n is None for n, _ in extras):
             self.note("undeclared properties count once towards minProperties (they may repeat a key)")
             if lo > len(members) + len(extras):
                 self.unsupported("minProperties", path, "it needs undeclared properties with distinct keys")
                 lo = 0
+        if self.unordered:
+            return self.braces(b"{", self.unordered_body(members, extras, lo, hi, rules), b"}"), member
+        if len(props) > 1 or members and extras:
+            self.note("declared properties are written in declaration order")
         tracker = _Tracker(lo, hi, rules)
         if tracker.states() > _TRACKED_STATES and hi is not None:  # count the members apart: they split in one way
             tracker = _Tracker(lo, None, rules)
@@ -859,34 +1046,33 @@ class _SchemaCompiler:
         st = self.st
         additional = schema.get("additionalProperties", True)
         patterns = list(schema.get("patternProperties", {}).items())
-        if self.strict_properties and schema.get("properties"):
+        if self.strict_properties and schema.get("properties") and not self.over:
             self.note("undeclared properties are not generated (strict_properties)")
             return EMPTY
-        if len(patterns) > 3:
-            self.unsupported("patternProperties", path, "more than 3 patterns")
         key_universe = self.any_string
         if declared:
             key_universe = st.and_(key_universe, st.not_(st.alt(*[self.string_literal(n) for n in declared])))
         names_schema = schema.get("propertyNames", True)
         if names_schema is not True:
             key_universe = st.and_(key_universe, self.value(names_schema, path + "/propertyNames"))
+        # the keys split by which patterns they match; cells no key falls in are dropped
+        cells: list[tuple[int, list]] = [(key_universe, [])]
+        for pat, sub in patterns:
+            pk = self.key_matching(pat, f"{path}/patternProperties/{_escape(pat)}")
+            cells = [(k, subs) for key, subs0 in cells
+                     for k, subs in ((st.and_(key, pk), subs0 + [sub]), (st.and_(key, st.not_(pk)), subs0))
+                     if not st.is_empty(k)]
+            if len(cells) > _PATTERN_CELLS:
+                self.unsupported("patternProperties", path, f"its patterns split keys into more than {_PATTERN_CELLS} kinds")
+                break
         options = []
-        pattern_keys = [self.key_matching(p, f"{path}/patternProperties/{_escape(p)}") for p, _ in patterns]
-        for chosen in itertools.product([False, True], repeat=len(patterns)):
-            key = key_universe
-            subs = []
-            for (pat, sub), on, pk in zip(patterns, chosen, pattern_keys):
-                key = st.and_(key, pk if on else st.not_(pk))
-                if on:
-                    subs.append(sub)
-            if not subs:
-                subs = [additional]
+        for key, subs in cells:
             merged: Any = True
-            for s in subs:
+            for s in subs or [additional]:
                 m = merge(merged, s)
                 merged = m if m is not None else {"allOf": [merged, s]}
-            value = self.value(merged, path + ("/patternProperties" if any(chosen) else "/additionalProperties"))
-            if value != EMPTY and key != EMPTY:
+            value = self.value(merged, path + ("/patternProperties" if subs else "/additionalProperties"))
+            if value != EMPTY:
                 options.append(st.seq(key, self.key_sep, value))
         if additional is True and not patterns and options:
             self.note(f"values of unconstrained type nest at most {self.any_depth} levels")
@@ -909,14 +1095,16 @@ class _SchemaCompiler:
             return self.low.search("", Encoding.JSON)
 
     def any_value(self, depth: int) -> int:
-        got = self._any.get(depth)
+        got = self._any.get((depth, self.over))
         if got is not None:
             return got
         st = self.st
         number = self.number({}, "#", integer=False)
         scalars = [st.literal(b"null"), st.literal(b"true"), st.literal(b"false"), number, self.any_string]
         if depth <= 0:
-            term = st.alt(*scalars)
+            # a superset does not bound the nesting: past the depth, any text after the bracket
+            containers = [st.seq(st.literal(b), st.not_(EMPTY)) for b in (b"[", b"{")] if self.over else []
+            term = st.alt(*scalars, *containers)
         else:
             self.note(f"values of unconstrained type nest at most {self.any_depth} levels")
             inner = self.any_value(depth - 1)
@@ -924,13 +1112,15 @@ class _SchemaCompiler:
             member = st.seq(self.any_string, self.key_sep, inner)
             obj = self.braces(b"{", self.separated(member), b"}")
             term = st.alt(*scalars, array, obj)
-        self._any[depth] = term
+        self._any[(depth, self.over)] = term
         return term
 
 
-_TRACKED_STATES = 256  # tracker states of an object (min/maxProperties counts, dependentRequired names)
+_TRACKED_STATES = 4096  # tracker states of an object (min/maxProperties counts, dependentRequired names)
 _DEPENDENT_CASES = 4  # dependentSchemas names split into cases (2**n of them); more are intersected
-_UNIQUE_STATES = 4096  # sets of distinct values written, for uniqueItems
+_UNIQUE_STATES = 4096
+_DISTRIBUTED_PAIRS = 16
+_PATTERN_CELLS = 64  # kinds of undeclared keys, by the patternProperties they match  # anyOf branches made by merging two anyOfs  # sets of distinct values written, for uniqueItems
 
 
 class _Refused(Exception):
@@ -985,6 +1175,22 @@ def _escape(name: str) -> str:
     return name.replace("~", "~0").replace("/", "~1")
 
 
+def _both_any_of(a: Any, b: Any) -> bool:
+    return isinstance(a, dict) and isinstance(b, dict) and "anyOf" in a and "anyOf" in b
+
+
+def _distributed(a: dict, b: dict) -> dict | None:
+    """Two schemas with an anyOf each as one: their other keywords merged, and one anyOf of the
+    merged pairs of branches; None where something does not merge or the product is large."""
+    if len(a["anyOf"]) * len(b["anyOf"]) > _DISTRIBUTED_PAIRS:
+        return None
+    base = merge(_without(a, "anyOf"), _without(b, "anyOf"))
+    pairs = [merge(x, y) for x in a["anyOf"] for y in b["anyOf"]]
+    if not isinstance(base, dict) or "allOf" in base or any(p is None for p in pairs):
+        return None
+    return {**base, "anyOf": pairs}
+
+
 def _without(schema: dict, *keys: str) -> dict:
     return {k: v for k, v in schema.items() if k not in keys}
 
@@ -1031,81 +1237,3 @@ def _values(schema) -> list | None:
         return list(schema["enum"])
     return None
 
-
-def _refs_in(node) -> set[str]:
-    out: set[str] = set()
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, dict):
-            r = n.get("$ref")
-            if isinstance(r, str):
-                out.add(r)
-            stack.extend(n.values())
-        elif isinstance(n, list):
-            stack.extend(n)
-    return out
-
-
-def _on_cycles(edges: dict[str, set[str]]) -> set[str]:
-    """Nodes on a cycle, by Tarjan's strongly connected components (iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    out: set[str] = set()
-    counter = 0
-    for root in edges:
-        if root in index:
-            continue
-        work = [(root, iter(sorted(edges.get(root, ()))))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, it = work[-1]
-            advanced = False
-            for nxt in it:
-                if nxt not in index:
-                    index[nxt] = low[nxt] = counter
-                    counter += 1
-                    stack.append(nxt)
-                    on_stack.add(nxt)
-                    work.append((nxt, iter(sorted(edges.get(nxt, ())))))
-                    advanced = True
-                    break
-                if nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-            if advanced:
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    w = stack.pop()
-                    on_stack.discard(w)
-                    component.append(w)
-                    if w == node:
-                        break
-                if len(component) > 1 or node in edges.get(node, ()):
-                    out.update(component)
-    return out
-
-
-def _find_anchor(node, name: str):
-    if isinstance(node, dict):
-        if node.get("$anchor") == name:
-            return node
-        children = node.values()
-    elif isinstance(node, list):
-        children = node
-    else:
-        return None
-    for child in children:
-        found = _find_anchor(child, name)
-        if found is not None:
-            return found
-    return None

@@ -10,6 +10,9 @@ from __future__ import annotations
 from numbers import Number
 from typing import Any
 
+from jsonschema import Draft202012Validator as _LATEST
+from jsonschema.validators import validator_for
+
 from .errors import SchemaError
 
 _TYPE_NAMES = {"null", "boolean", "object", "array", "number", "string", "integer"}
@@ -40,7 +43,8 @@ _SHAPES = {
     "maxContains": _NON_NEGATIVE, "minContains": _NON_NEGATIVE,
     "minimum": _NUMBER, "maximum": _NUMBER, "exclusiveMinimum": _NUMBER, "exclusiveMaximum": _NUMBER,
     "multipleOf": _POSITIVE,
-    "pattern": _STRING, "format": _STRING, "$ref": _STRING, "$anchor": _STRING,
+    "pattern": _STRING, "format": _STRING, "$ref": _STRING, "$anchor": _STRING, "$id": _STRING,
+    "$dynamicRef": _STRING, "$dynamicAnchor": _STRING,
     "required": _STRING_LIST, "uniqueItems": _BOOL, "enum": _ARRAY, "const": _ANY, "type": _TYPE,
     "dependentRequired": _DEPENDENCIES,
 }
@@ -55,6 +59,8 @@ def check_schema(schema: Any, path: str = "#") -> None:
             continue
         if not isinstance(node, dict):
             raise SchemaError(f"a schema must be an object or a boolean, not {type(node).__name__}", where)
+        if where != path and isinstance(node.get("$schema"), str) and validator_for(node, default=_LATEST) is not _LATEST:
+            continue  # read by an older draft's rules: checked as translated (constrain.schema_dialects)
         for key, value in node.items():
             shape = _SHAPES.get(key)
             if shape is None:

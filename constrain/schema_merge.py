@@ -26,6 +26,14 @@ _GROUPS = (("contains", "minContains", "maxContains"), ("if", "then", "else"), (
 _IGNORED = {"title", "description", "$comment", "examples", "default", "deprecated", "readOnly",
             "writeOnly", "$schema", "$id", "$anchor", "$defs", "definitions", "$dynamicAnchor",
             "contentMediaType", "contentEncoding", "contentSchema", "$vocabulary"}
+# unevaluatedProperties/Items see the annotations of their own schema's keywords: merged beside
+# another schema's annotating keywords (cousins, under allOf), they would see those too.
+_APPLICATORS = {"allOf", "anyOf", "oneOf", "if", "then", "else", "$ref", "$dynamicRef"}
+_ANNOTATING = {
+    "unevaluatedProperties": {"properties", "patternProperties", "additionalProperties", "unevaluatedProperties",
+                              "dependentSchemas"} | _APPLICATORS,
+    "unevaluatedItems": {"prefixItems", "items", "contains", "unevaluatedItems"} | _APPLICATORS,
+}
 
 
 def merge_all(schemas: list) -> Any:
@@ -45,6 +53,9 @@ def merge(a: Any, b: Any) -> Any:
         return a
     if a is False or b is False:
         return False
+    for x, y in ((a, b), (b, a)):
+        if any(kw in x and not _ANNOTATING[kw].isdisjoint(y) for kw in _ANNOTATING):
+            return None
     out: dict = {k: v for k, v in a.items() if k not in _IGNORED}
     grouped = _merge_groups(a, b, out)
     for key, bv in b.items():
@@ -174,11 +185,15 @@ def _properties_consistent(a: Any, b: Any, out: dict) -> bool:
             continue
         other_props = other.get("properties", {})
         patterns = other.get("patternProperties", {})
+        if isinstance(side, dict) and any(p not in patterns for p in side.get("patternProperties", {})):
+            return False  # keys matching side's pattern stay subject to other's additionalProperties
         for name in (side.get("properties", {}) if isinstance(side, dict) else {}):
             if name in other_props or any(re.search(p, name) for p in patterns):
                 continue
             merged = merge(out["properties"][name], extra)
             if merged is None:
                 return False
+            if out["properties"] is side["properties"]:  # taken over from one side: copy, never edit the input
+                out["properties"] = dict(out["properties"])
             out["properties"][name] = merged
     return True

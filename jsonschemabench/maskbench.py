@@ -36,7 +36,7 @@ MAX_FAILURES_KEPT = 4
 #: modes never generate undeclared properties, which is right for generation and wrong here).
 #: ``--engine-options`` entries are merged over these.
 MASKBENCH_ENGINE_OPTIONS = {
-    "constrain": {"json_options": {"strict_properties": False}},
+    "constrain": {"json_options": {"strict_properties": False, "property_order": "any"}},
     "xgrammar": {"strict_mode": False, "any_whitespace": True},
 }
 
@@ -71,7 +71,8 @@ def worker_init(args: dict):
 def run_case(adapter, tok, case: dict, emit=lambda m: None) -> dict:
     pc = time.perf_counter_ns
     rec = {"kind": "maskbench", "schema_id": case["id"], "subset": case["subset"],
-           "n_tests": len(case["tests"]), "n_valid": sum(1 for t in case["tests"] if t["valid"])}
+           "n_tests": len(case["tests"]), "n_valid": sum(1 for t in case["tests"] if t["valid"]),
+           "relabelled": case.get("relabelled", 0)}
     t0 = pc()
     try:
         g = adapter.compile_json_schema(case["schema"])

@@ -30,18 +30,32 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError as JsonSchemaSchemaError
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 import constrain
+from constrain.cfg.engine import CompiledCFG
 from constrain.formats import FORMAT_PATTERNS, SUBSET_FORMATS
 from tests.tokenizers import TokenizerUnderTest
 
 ANY_DEPTH = 3  # the compiler's default any_depth
 SUITE = Path("/work/shared/json-schema-test-suite/tests/draft2020-12")
+REMOTES = SUITE.parent.parent / "remotes"  # served at http://localhost:1234/ for the suite's refs
 FORMAT_CHECKER = FormatChecker()
 
 
-def validator(schema) -> Draft202012Validator:
-    return Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+def validator(schema, resources=None) -> Draft202012Validator:
+    registry = Registry().with_resources(
+        (uri, Resource.from_contents(doc, default_specification=DRAFT202012)) for uri, doc in (resources or {}).items())
+    return Draft202012Validator(schema, format_checker=FORMAT_CHECKER, registry=registry)
+
+
+@functools.cache
+def suite_remotes() -> dict:
+    if not REMOTES.is_dir():
+        return {}
+    return {f"http://localhost:1234/{p.relative_to(REMOTES).as_posix()}": json.loads(p.read_text())
+            for p in sorted(REMOTES.rglob("*.json"))}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -251,6 +265,8 @@ def same_form(v, x) -> bool:
 
 
 def in_form(schema, x, root) -> bool:
+    if '"$id"' in json.dumps(root):  # resolve() knows no base URIs
+        return False
     try:
         return _in_form(schema, x, root, 0)
     except (Unknown, RecursionError):
@@ -313,8 +329,8 @@ def _in_form(schema, x, root, refs: int) -> bool:
 
 
 def check_instance(tok: Tok, grammar, schema, instance, *, rnd: random.Random | None = None,
-                   layouts=None, full_check: bool = False) -> None:
-    valid = validator(schema).is_valid(instance)
+                   layouts=None, full_check: bool = False, resources=None) -> None:
+    valid = validator(schema, resources).is_valid(instance)
     form = in_form(schema, instance, schema)
     for text, text_form in layouts or serializations(instance):
         id_lists = [tok.canonical(text)]
@@ -871,7 +887,8 @@ def test_generator_makes_valid_instances():
 SUITE_FILES = ["type", "enum", "const", "properties", "required", "items", "minItems", "maxItems", "minLength",
                "maxLength", "pattern", "additionalProperties", "ref", "format", "multipleOf", "contains",
                "minContains", "maxContains", "uniqueItems", "dependentRequired", "dependentSchemas",
-               "minProperties", "maxProperties", "allOf", "not"]
+               "minProperties", "maxProperties", "allOf", "not", "refRemote", "anchor", "defs", "dynamicRef",
+               "unevaluatedProperties", "unevaluatedItems"]
 
 
 def suite_groups():
@@ -893,10 +910,11 @@ SUITE_KNOWN: dict[tuple[str, int], str] = {}  # (file, group) -> reason, for str
 def test_json_schema_test_suite(group):
     schema = group["schema"]
     tok = get_tok("smollm2")
+    resources = suite_remotes()
     try:
-        grammar = tok.compiler.compile_json_schema(schema)
+        grammar = tok.compiler.compile_json_schema(schema, resources=resources)
     except constrain.UnsupportedSchemaError as exc:
-        assert exc.keyword and exc.path.startswith("#")
+        assert exc.keyword and "#" in exc.path  # "#/..." or, in another document, "<uri>#/..."
         return
     except constrain.SchemaError:
         # Only acceptable where jsonschema itself rejects the schema (e.g. a regex Python can't read).
@@ -905,7 +923,7 @@ def test_json_schema_test_suite(group):
         return
     rnd = random.Random(group["description"])
     for test in group["tests"]:
-        check_instance(tok, grammar, schema, test["data"], rnd=rnd, full_check=True)
+        check_instance(tok, grammar, schema, test["data"], rnd=rnd, full_check=True, resources=resources)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -921,11 +939,12 @@ def test_json_schema_test_suite(group):
     ({"type": "object", "properties": {"a/b~": {"uniqueItems": True}}}, "uniqueItems", "#/properties/a~1b~0"),
     ({"type": "object", "additionalProperties": {"uniqueItems": True}}, "uniqueItems", "#/additionalProperties"),
     ({"$defs": {"x": {"multipleOf": 0.3}}, "$ref": "#/$defs/x"}, "multipleOf", "#/$defs/x"),
-    ({"type": "array", "contains": {"minimum": 5}, "maxContains": 1}, "maxContains", "#"),
+    ({"type": "object", "properties": {"a": {"minProperties": 2}}}, "minProperties", "#/properties/a"),
     ({"type": "object", "properties": {"a": {"items": {"type": "string"}, "uniqueItems": True}}},
      "uniqueItems", "#/properties/a"),
-    ({"unevaluatedProperties": False}, "unevaluatedProperties", "#"),
-    ({"not": {"type": "object"}}, "not", "#"),
+    ({"$defs": {"n": {"anyOf": [{"properties": {"a": True}}, {"$ref": "#/$defs/n"}]}}, "$ref": "#/$defs/n",
+      "unevaluatedProperties": False}, "unevaluatedProperties", "#"),  # in-place recursion: endless cases
+    ({"anyOf": [{"type": "null"}, {"items": {"type": "string"}, "uniqueItems": True}]}, "uniqueItems", "#/anyOf/1"),
     ({"$ref": "https://example.com/schema"}, "$ref", "#"),
 ])
 def test_unsupported_keywords(schema, keyword, path):
@@ -975,22 +994,33 @@ def test_dangling_ref_is_a_schema_error():
         get_tok("smollm2").compiler.compile_json_schema({"$ref": "#no-such-anchor"})
 
 
-def test_recursive_ref_is_sound():
-    """Recursive references compile (unrolled a few levels); whatever is accepted is valid."""
+def nested(depth: int, leaf) -> dict:
+    x = leaf
+    for i in range(depth):
+        x = {"v": i, "next": x}
+    return x
+
+
+@pytest.mark.parametrize("recursion", ["grammar", "unroll"])
+def test_recursive_ref_is_exact_through_a_grammar(recursion):
+    """A recursive reference compiles to a context-free grammar (CompiledCFG): every depth is
+    accepted and checked. ``recursion="unroll"`` unrolls it instead (sound, shallower, recorded)."""
     schema = {"$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"},
                                                                   "next": {"$ref": "#/$defs/node"}},
                                  "additionalProperties": False}},
               "$ref": "#/$defs/node"}
     tok = get_tok("smollm2")
-    try:
-        grammar = tok.compiler.compile_json_schema(schema)
-    except constrain.UnsupportedSchemaError as exc:
-        assert exc.keyword == "$ref"
-        return
+    grammar = tok.compiler.compile_json_schema(schema, recursion=recursion)
+    deep_ok = recursion == "grammar"
+    assert isinstance(grammar, CompiledCFG) == deep_ok
+    assert any("recursive" in w for w in grammar.warnings) != deep_ok
     rnd = random.Random(0)
     shallow = [{}, {"v": 1}, {"v": 1, "next": {"v": 2}}, {"next": {}}]
     invalid = [{"v": "x"}, {"next": {"v": "x"}}, {"next": {"next": {"w": 1}}}, {"next": 3},
-               {"next": {"next": {"next": {"next": {"v": 1.5}}}}}]
+               nested(4, {"v": 1.5}), nested(12, {"v": "x"}), nested(12, 3)]
+    deep = nested(12, {})
+    assert validator(schema).is_valid(deep)
+    assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(deep))) == deep_ok
     for x in shallow:
         assert validator(schema).is_valid(x)
         for text in (json.dumps(x), json.dumps(x, indent=2)):
@@ -1020,6 +1050,439 @@ def test_narrowings_are_recorded_as_warnings():
     assert any("nest" in w for w in g.warnings), g.warnings
     g = tok.compiler.compile_json_schema({"type": "string", "format": "uuid"})
     assert any("uuid" in w for w in g.warnings)
+
+
+# --------------------------------------------------------------------------------------------------
+# References: base URIs ($id), anchors, remote resources, the dynamic scope (constrain.schema_refs)
+# --------------------------------------------------------------------------------------------------
+
+
+def assert_verdicts(schema, cases, resources=None, **options):
+    """The grammar accepts exactly the instances the validator accepts (each written with
+    json.dumps; expected verdicts are stated too, so the test says what the semantics are)."""
+    tok = get_tok("smollm2")
+    grammar = tok.compiler.compile_json_schema(schema, resources=resources, **options)
+    check = validator(schema, resources)
+    for x, expected in cases:
+        assert check.is_valid(x) == expected, x
+        assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == expected, x
+    return grammar
+
+
+def test_ref_resolves_against_the_nearest_base_uri():
+    """The same ref string means different targets under different $id bases (relative,
+    absolute-path and sibling references included)."""
+    schema = {"$id": "http://example.com/root.json",
+              "$defs": {"a": {"type": "integer"},
+                        "inner": {"$id": "folder/inner.json", "$defs": {"a": {"type": "string"}},
+                                  "properties": {"x": {"$ref": "#/$defs/a"}, "y": {"$ref": "/root.json#/$defs/a"},
+                                                 "z": {"$ref": "sibling.json"}}},
+                        "sibling": {"$id": "folder/sibling.json", "type": "boolean"}},
+              "properties": {"p": {"$ref": "folder/inner.json"}, "q": {"$ref": "#/$defs/a"}}}
+    assert_verdicts(schema, [({"p": {"x": "s"}}, True), ({"p": {"x": 1}}, False), ({"p": {"y": 1}}, True),
+                             ({"p": {"y": "s"}}, False), ({"p": {"z": True}}, True), ({"p": {"z": 1}}, False),
+                             ({"q": 1}, True), ({"q": "s"}, False)])
+    # a subschema with $id reached by descending into it, not through a reference
+    inline = {"$id": "http://example.com/root.json", "$defs": {"a": {"type": "integer"}},
+              "items": {"$id": "sub/", "$defs": {"a": {"type": "string"}}, "items": {"$ref": "#/$defs/a"}}}
+    assert_verdicts(inline, [([["s"]], True), ([[1]], False)])
+
+
+def test_ref_target_merged_with_siblings_keeps_its_base_uri():
+    """A target under its own $id, merged with siblings under the root's base: each side's
+    references keep resolving against their own base."""
+    schema = {"$id": "http://example.com/r.json",
+              "$defs": {"t": {"$id": "t/", "$defs": {"n": {"type": "integer"}}, "properties": {"a": {"$ref": "#/$defs/n"}}},
+                        "n": {"type": "string"}},
+              "$ref": "t/", "properties": {"b": {"$ref": "#/$defs/n"}}}
+    assert_verdicts(schema, [({"a": 1, "b": "x"}, True), ({"a": "x"}, False), ({"b": 1}, False), ({"b": "x"}, True)])
+
+
+def test_urn_base_uris():
+    urn = "urn:uuid:deadbeef-1234-ffff-ffff-4321feebdaed"
+    schema = {"$id": urn, "$defs": {"s": {"type": "string"}},
+              "properties": {"a": {"$ref": f"{urn}#/$defs/s"}, "b": {"$ref": "#/$defs/s"}}}
+    assert_verdicts(schema, [({"a": "x"}, True), ({"a": 1}, False), ({"b": "x"}, True), ({"b": 1}, False)])
+    embedded = {"$ref": "urn:example:thing", "$defs": {"x": {"$id": "urn:example:thing", "type": "null"}}}
+    assert_verdicts(embedded, [(None, True), (0, False)])
+
+
+def test_anchors_are_scoped_to_their_resource():
+    schema = {"$id": "http://example.com/a.json",
+              "$defs": {"one": {"$id": "one.json", "$anchor": "it", "type": "integer"},
+                        "two": {"$id": "two.json", "$anchor": "it", "type": "string"},
+                        "here": {"$anchor": "it", "type": "boolean"}},
+              "properties": {"x": {"$ref": "one.json#it"}, "y": {"$ref": "two.json#it"}, "z": {"$ref": "#it"}}}
+    assert_verdicts(schema, [({"x": 1}, True), ({"x": "s"}, False), ({"y": "s"}, True), ({"y": 1}, False),
+                             ({"z": True}, True), ({"z": 1}, False)])
+
+
+def test_recursion_without_a_context_free_form_is_unrolled():
+    """A recursive reference intersected with another schema has no context-free form here: it
+    is unrolled instead (sound; the narrowing is recorded), never refused or crashed."""
+    tok = get_tok("smollm2")
+    schema = {"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}},
+              "allOf": [{"$ref": "#/$defs/n"}, {"not": {"maxItems": 0}}]}
+    grammar = tok.compiler.compile_json_schema(schema)
+    assert not isinstance(grammar, CompiledCFG)
+    assert any("recursive" in w for w in grammar.warnings), grammar.warnings
+    for x in ([[]], [[], [[]]], [], [1], [[1]]):
+        assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == validator(schema).is_valid(x), x
+
+
+def test_recursion_is_detected_by_absolute_target():
+    """'#' inside an embedded resource is that resource, not the root; recursion through it is
+    a grammar like any other."""
+    schema = {"$defs": {"a": {"$id": "http://example.com/a", "type": "array", "items": {"$ref": "#"}}},
+              "items": {"$ref": "http://example.com/a"}}
+    grammar = assert_verdicts(schema, [([[[]]], True), ([[1]], False), ([1], False), ([[], [[]]], True),
+                                       ([[[[[[[[[]]]]]]]]], True), ([[[[[[[[[1]]]]]]]]], False)])
+    assert isinstance(grammar, CompiledCFG)
+    node = {"$id": "http://example.com/node.json", "type": "object", "additionalProperties": False,
+            "properties": {"v": {"type": "integer"}, "next": {"$ref": "node.json"}}}
+    assert_verdicts(node, [({"v": 1, "next": {"next": {"v": 2}}}, True), ({"next": {"v": "x"}}, False)])
+
+
+def test_remote_resources():
+    resources = {
+        "http://example.com/defs.json": {"$defs": {"pos": {"type": "integer", "minimum": 1},
+                                                   "name": {"$ref": "#/$defs/str"},
+                                                   "str": {"type": "string", "maxLength": 3}}},
+        "http://example.com/item.json": {"type": "object", "properties": {"id": {"$ref": "defs.json#/$defs/pos"}},
+                                         "required": ["id"]},
+    }
+    schema = {"type": "array", "items": {"$ref": "http://example.com/item.json"}}
+    assert_verdicts(schema, [([{"id": 1}], True), ([{"id": 0}], False), ([{}], False), ([], True)], resources)
+    named = {"$ref": "http://example.com/defs.json#/$defs/name"}
+    assert_verdicts(named, [("abc", True), ("abcd", False), (1, False)], resources)
+    # resources of other drafts are read by their draft's rules (draft 4's boolean exclusiveMaximum)
+    old = {"http://example.com/old.json": {"$schema": "http://json-schema.org/draft-04/schema#",
+                                           "maximum": 3, "exclusiveMaximum": True}}
+    assert_verdicts({"type": "null"}, [(None, True)], old)
+    assert_verdicts({"$ref": "http://example.com/old.json"}, [(2.5, True), (3, False), ("s", True)], old)
+
+
+def test_official_metaschemas_are_known():
+    simple_types = {"$ref": "https://json-schema.org/draft/2020-12/meta/validation#/$defs/simpleTypes"}
+    assert_verdicts(simple_types, [("string", True), ("strung", False)])
+
+
+# --------------------------------------------------------------------------------------------------
+# Older drafts through $ref: a subschema or reference target that declares an older draft in
+# $schema is evaluated by that draft's validator class, and is compiled as its draft 2020-12
+# translation (constrain.schema_dialects)
+# --------------------------------------------------------------------------------------------------
+
+DRAFT4 = "http://json-schema.org/draft-04/schema#"
+DRAFT6 = "http://json-schema.org/draft-06/schema#"
+DRAFT7 = "http://json-schema.org/draft-07/schema#"
+DRAFT2019 = "https://json-schema.org/draft/2019-09/schema"
+ANYWHERE = {"strict_properties": False, "property_order": "any"}
+
+
+def in_draft(draft: str, schema: dict, **extra) -> dict:
+    """``schema`` as a $defs entry that declares ``draft``, referenced from a draft 2020-12 root."""
+    return {"$ref": "#/$defs/old", "$defs": {"old": {"$schema": draft, **schema}, **extra}}
+
+
+def assert_refused(schema, keyword: str, path: str, resources=None, **options):
+    with pytest.raises(constrain.UnsupportedSchemaError) as info:
+        get_tok("smollm2").compiler.compile_json_schema(schema, resources=resources, **options)
+    assert info.value.keyword == keyword and info.value.path == path, (str(info.value), schema)
+    return info.value
+
+
+def test_only_a_schema_that_declares_a_draft_switches_the_validator():
+    """The root is read as draft 2020-12 whatever its $schema; a reference to the root switches
+    (it declares draft 4), a reference to #/definitions/x of that root does not (x declares
+    nothing: it is read by the referring schema's draft)."""
+    schema = {"$schema": DRAFT4, "definitions": {"x": {"type": "integer"}},
+              "properties": {"a": {"type": "integer"}, "d": {"$ref": "#/definitions/x"}, "self": {"$ref": "#"}}}
+    assert_verdicts(schema, [({"a": 1.0}, True), ({"self": {"a": 1.0}}, False), ({"self": {"a": 1}}, True),
+                             ({"self": {"self": {"a": 2.0}}}, False), ({"d": 1.0}, True), ({"self": {"d": 1.0}}, False),
+                             ({"self": {"d": 1}}, True)], **ANYWHERE)
+
+
+def test_draft4_exclusive_bounds():
+    schema = in_draft(DRAFT4, {"minimum": 1, "exclusiveMinimum": True, "maximum": 5, "exclusiveMaximum": False,
+                               "type": "number"})
+    assert_verdicts(schema, [(1, False), (1.5, True), (5, True), (5.5, False), (0, False)])
+    flag_alone = in_draft(DRAFT4, {"exclusiveMaximum": True, "maximum": 2, "exclusiveMinimum": True})
+    assert_verdicts(flag_alone, [(2, False), (1.9, True), (-100, True), ("s", True)])
+    truthy = in_draft(DRAFT4, {"maximum": 2, "exclusiveMaximum": 1, "minimum": 0, "exclusiveMinimum": 0})
+    assert_verdicts(truthy, [(2, False), (0, True)])
+
+
+def test_draft4_integer_is_written_without_fraction():
+    """Draft 4's type checker counts only Python ints as integers: 1.0 and 1e2 parse as floats."""
+    tok = get_tok("smollm2")
+    grammar = tok.compiler.compile_json_schema(in_draft(DRAFT4, {"type": "integer", "maximum": 200}))
+    check = validator(in_draft(DRAFT4, {"type": "integer", "maximum": 200}))
+    for text, expected in [("1", True), ("-20", True), ("0", True), ("1.0", False), ("1e2", False),
+                           ("100.00", False), ("2.5", False), ("201", False)]:
+        assert check.is_valid(json.loads(text)) == expected, text
+        assert matcher_verdict(tok, grammar, tok.canonical(text)) == expected, text
+    # integer beside other types; "number" admits every number; under not, 1.0 is "not an integer"
+    assert_verdicts(in_draft(DRAFT4, {"type": ["integer", "string"]}), [(1, True), (1.0, False), ("a", True), (None, False)])
+    assert_verdicts(in_draft(DRAFT4, {"type": ["integer", "number"]}), [(1, True), (1.0, True), (1.5, True)])
+    assert_verdicts({"not": {"$ref": "#/$defs/i"}, "$defs": {"i": {"$schema": DRAFT4, "type": "integer"}}},
+                    [(1, False), (1.0, True), (2.5, True), ("a", True)])
+    # enum and const compare values (1 equals 1.0), the type then wants the plain text
+    assert_verdicts(in_draft(DRAFT4, {"type": "integer", "enum": [1, 2.0, 2.5, "a"]}),
+                    [(1, True), (1.0, False), (2, True), (2.0, False), (2.5, False), ("a", False)])
+    assert_verdicts(in_draft(DRAFT4, {"enum": [1, 2.0]}), [(1, True), (1.0, True), (2, True), (2.0, True)])
+    assert_verdicts(in_draft(DRAFT4, {"type": "integer", "multipleOf": 3}), [(3, True), (3.0, False), (4, False), (-6, True)])
+    # merged with draft 2020-12 siblings
+    merged = {"allOf": [{"$ref": "#/$defs/i"}, {"type": "number", "minimum": 2}],
+              "$defs": {"i": {"$schema": DRAFT4, "type": ["integer", "null"]}}}
+    assert_verdicts(merged, [(2, True), (2.0, False), (1, False), (None, False)])
+
+
+def test_private_integer_text_keyword_means_nothing_in_user_schemas():
+    """``$constrain:integer_text`` is the compiler's own keyword: in a user's schema it is an
+    unknown keyword, which the validator ignores, and so does the compiler."""
+    assert_verdicts({"type": "number", "$constrain:integer_text": "plain"}, [(1, True), (1.0, True), (1.5, True)])
+
+
+def test_items_arrays_and_additional_items():
+    schema = in_draft(DRAFT4, {"items": [{"type": "string"}, {"type": "boolean"}], "additionalItems": False})
+    assert_verdicts(schema, [([], True), (["a"], True), (["a", True], True), (["a", True, 1], False), ([1], False),
+                             ({}, True)])
+    typed = in_draft(DRAFT7, {"items": [{"type": "string"}], "additionalItems": {"type": "null"}})
+    assert_verdicts(typed, [(["a", None, None], True), (["a", 1], False), ([None], False)])
+    # additionalItems does nothing beside an items schema, or without items
+    assert_verdicts(in_draft(DRAFT6, {"items": {"type": "string"}, "additionalItems": False}), [(["a", "b"], True), ([1], False)])
+    assert_verdicts(in_draft(DRAFT6, {"additionalItems": False}), [([1, 2], True)])
+    # draft 7 has no prefixItems (ignored); draft 2019-09 neither, but has minContains
+    assert_verdicts(in_draft(DRAFT7, {"prefixItems": [{"type": "null"}]}), [([1], True)])
+    assert_verdicts(in_draft(DRAFT2019, {"items": [{"type": "string"}], "prefixItems": [{"type": "null"}],
+                                         "contains": {"type": "integer"}, "minContains": 2}),
+                    [(["a", 1, 2], True), (["a", 1], False), ([None, 1, 2], False)])
+
+
+def test_dependencies():
+    schema = in_draft(DRAFT7, {"dependencies": {"a": ["b"], "c": {"required": ["d"]}},
+                               "dependentRequired": {"x": ["y"]}})
+    assert_verdicts(schema, [({}, True), ({"a": 1}, False), ({"a": 1, "b": 2}, True), ({"c": 1}, False),
+                             ({"c": 1, "d": 1}, True), ({"x": 1}, True)], **ANYWHERE)
+    # draft 2019-09 has no dependencies (ignored), but dependentRequired
+    assert_verdicts(in_draft(DRAFT2019, {"dependencies": {"a": ["b"]}, "dependentRequired": {"x": ["y"]}}),
+                    [({"a": 1}, True), ({"x": 1}, False), ({"x": 1, "y": 1}, True)], **ANYWHERE)
+
+
+def test_keywords_absent_from_the_draft_are_ignored():
+    draft4 = in_draft(DRAFT4, {"const": 5, "contains": {"type": "null"}, "propertyNames": {"maxLength": 1},
+                               "if": {"type": "string"}, "then": False, "dependentSchemas": {"a": False},
+                               "unevaluatedProperties": False})
+    assert_verdicts(draft4, [(6, True), ("ab", True), ([1], True), ({"abc": 1}, True), ({"a": 1}, True)], **ANYWHERE)
+    draft6 = in_draft(DRAFT6, {"const": 5, "if": {"type": "integer"}, "then": False})
+    assert_verdicts(draft6, [(5, True), (6, False)])
+    draft7 = in_draft(DRAFT7, {"if": {"type": "string"}, "then": {"maxLength": 1}, "else": {"type": "integer"}})
+    assert_verdicts(draft7, [(5, True), ("ab", False), ("a", True), (5.5, False)])
+    contains = in_draft(DRAFT7, {"contains": {"type": "null"}, "minContains": 2, "maxContains": 0})
+    assert_verdicts(contains, [([None], True), ([None, None], True), ([1], False), ([], False)])
+    assert_verdicts(in_draft(DRAFT6, {"propertyNames": {"maxLength": 1}}), [({"a": 1}, True), ({"ab": 1}, False)],
+                    **ANYWHERE)
+
+
+def test_ref_siblings_follow_the_class_that_reaches_the_schema():
+    """Up to draft 7 $ref hides its siblings; which keywords apply is the reaching validator's
+    choice (``descend`` applies its own class's rule), the implementations the schema's class."""
+    string = {"type": "string"}
+    # reached by descend from draft 2020-12: maxLength applies
+    assert_verdicts(in_draft(DRAFT7, {"$ref": "#/$defs/s", "maxLength": 1}, s=string), [("a", True), ("ab", False), (1, False)])
+    # below a draft 7 schema: ignored
+    below = in_draft(DRAFT7, {"items": {"$ref": "#/$defs/s", "maxLength": 1}}, s=string)
+    assert_verdicts(below, [(["abc"], True), ([1], False)])
+    # reached by evolve (not, if, contains): the schema's own class decides
+    assert_verdicts({"not": {"$schema": DRAFT7, "$ref": "#/$defs/s", "maxLength": 1}, "$defs": {"s": string}},
+                    [("abc", False), ("a", False), (1, True)])
+    # a draft 2020-12 schema reached by descend from a draft 7 one: ignored too
+    back = in_draft(DRAFT7, {"items": {"$schema": "https://json-schema.org/draft/2020-12/schema",
+                                       "$ref": "#/$defs/s", "maxLength": 1}}, s=string)
+    assert_verdicts(back, [(["abc"], True), ([1], False)])
+    # draft 2019-09 reads them
+    assert_verdicts(in_draft(DRAFT2019, {"$ref": "#/$defs/s", "maxLength": 2}, s=string), [("ab", True), ("abc", False)])
+
+
+def test_formats_are_checked_in_every_draft():
+    """The validator's format checker (every format) is carried to the older draft's class."""
+    assert_verdicts(in_draft(DRAFT4, {"format": "date"}), [("2020-01-01", True), ("nope", False), (1, True)])
+
+
+def test_older_draft_shapes_are_checked_by_their_draft():
+    """A subschema declaring draft 4 may hold a boolean exclusiveMaximum and an items array (the
+    root's check leaves it to the translation); malformed ones are SchemaErrors there."""
+    compiler = get_tok("smollm2").compiler
+    compiler.compile_json_schema({"items": {"$schema": DRAFT4, "maximum": 3, "exclusiveMaximum": True, "items": [{}]}})
+    with pytest.raises(constrain.SchemaError) as info:
+        compiler.compile_json_schema(in_draft(DRAFT4, {"minimum": "1", "exclusiveMinimum": True}))
+    assert info.value.path == "#/$defs/old/minimum"
+    with pytest.raises(constrain.SchemaError):
+        compiler.compile_json_schema(in_draft(DRAFT4, {"items": [{"type": "null"}, 3]}))
+    with pytest.raises(constrain.SchemaError):
+        compiler.compile_json_schema(in_draft(DRAFT7, {"dependencies": {"a": 3}}))
+
+
+def test_untranslatable_older_drafts_are_refused():
+    """What has no exact draft 2020-12 form is refused as keyword $schema, naming its path."""
+    draft3 = "http://json-schema.org/draft-03/schema#"
+    assert_refused(in_draft(draft3, {"type": "string"}), "$schema", "#/$defs/old")
+    error = assert_refused(in_draft(DRAFT7, {"items": True, "additionalItems": False}), "$schema", "#/$defs/old")
+    assert "Draft7" in str(error)
+    assert_refused(in_draft(DRAFT2019, {"$recursiveRef": "#"}), "$schema", "#/$defs/old")
+    assert_refused(in_draft(DRAFT2019, {"unevaluatedProperties": False}), "$schema", "#/$defs/old")
+    # a oneOf branch past the first is read by two classes' rules (descend, then evolve)
+    assert_refused({"oneOf": [{"type": "null"}, {"$schema": DRAFT7, "$ref": "#/$defs/s", "maxLength": 1}],
+                    "$defs": {"s": {"type": "string"}}}, "$schema", "#/oneOf/1")
+    # unevaluatedProperties sees the annotations of the original keywords (dependencies: none)
+    annotated = {"allOf": [{"$ref": "#/$defs/old"}], "unevaluatedProperties": False,
+                 "$defs": {"old": {"$schema": DRAFT7, "properties": {"a": True}, "dependencies": {"a": {"properties": {"b": True}}}}}}
+    assert_refused(annotated, "$schema", "#")
+    same = {"allOf": [{"$ref": "#/$defs/old"}], "unevaluatedProperties": False,
+            "$defs": {"old": {"$schema": DRAFT7, "properties": {"a": {"type": "integer"}}}}}
+    assert_verdicts(same, [({"a": 1}, True), ({"a": 1, "b": 2}, False), ({"a": 1.0}, True)])
+
+
+OLDER_SUITES = {
+    DRAFT4: ("draft4", ["type", "maximum", "minimum", "items", "additionalItems", "dependencies", "enum", "ref",
+                        "not", "oneOf", "uniqueItems"]),
+    DRAFT6: ("draft6", ["items", "additionalItems", "contains", "const", "propertyNames", "dependencies",
+                        "exclusiveMaximum", "ref", "type"]),
+    DRAFT7: ("draft7", ["if-then-else", "items", "additionalItems", "contains", "dependencies", "ref"]),
+    DRAFT2019: ("draft2019-09", ["items", "additionalItems", "minContains", "dependentRequired", "ref"]),
+}
+
+
+def older_suite_groups():
+    out = []
+    for uri, (folder, names) in OLDER_SUITES.items():
+        for name in names:
+            path = SUITE.parent / folder / f"{name}.json"
+            if not path.is_file():
+                continue
+            for i, group in enumerate(json.loads(path.read_text())):
+                if isinstance(group["schema"], dict):
+                    out.append(pytest.param(uri, group, id=f"{folder}-{name}-{i}-{group['description'][:30]}"))
+    return out
+
+
+@pytest.mark.skipif(not SUITE.is_dir(), reason="JSON Schema Test Suite not found")
+@pytest.mark.parametrize("uri,group", older_suite_groups())
+def test_older_draft_suites_through_ref(uri, group):
+    """Each older draft's suite schema, declaring its draft, as the target of a draft 2020-12 root:
+    the grammar against the validator (which reads the target by that draft's rules)."""
+    resources = {**suite_remotes(), "http://example.com/old.json": {**group["schema"], "$schema": uri}}
+    schema = {"$ref": "http://example.com/old.json"}
+    tok = get_tok("smollm2")
+    try:
+        grammar = tok.compiler.compile_json_schema(schema, resources=resources)
+    except constrain.UnsupportedSchemaError as exc:
+        assert exc.keyword != "$schema" or "$recursiveRef" in str(exc) or "unevaluated" in str(exc), str(exc)
+        return
+    rnd = random.Random(group["description"])
+    for test in group["tests"]:
+        check_instance(tok, grammar, schema, test["data"], rnd=rnd, resources=resources)
+
+
+def test_oneof_branch_identifiers_are_read_as_the_validator_reads_them():
+    """``not``/``if``/``contains`` evaluate a subschema with the parent's base URI (evolve), the
+    other applicators with the subschema's own $id (descend); a oneOf branch past the first is
+    read both ways, refused (keyword $id) where that changes what its references mean."""
+    root = "http://example.com/root"
+    schema = {"$id": root, "$defs": {"a": {"type": "integer"}}, "not": {"$id": "http://example.com/sub/", "$ref": "#/$defs/a"}}
+    assert_verdicts(schema, [(1, False), ("x", True)])
+    assert_refused({"$id": root, "$defs": {"a": {"type": "integer"}},
+                    "oneOf": [{"type": "null"}, {"$id": "http://example.com/sub/", "$ref": "#/$defs/a"}]}, "$id", "#/oneOf/1")
+
+
+def test_unknown_remote_is_refused():
+    compiler = get_tok("smollm2").compiler
+    with pytest.raises(constrain.UnsupportedSchemaError) as info:
+        compiler.compile_json_schema({"type": "object", "properties": {"a": {"$ref": "http://example.com/missing.json#/x"}}})
+    assert info.value.keyword == "$ref" and info.value.path == "#/properties/a"
+    assert "http://example.com/missing.json" in str(info.value) and "resources" in str(info.value)
+    with pytest.raises(constrain.UnsupportedSchemaError) as info:  # relative: named as resolved against $id
+        compiler.compile_json_schema({"$id": "http://example.com/r.json", "items": {"$ref": "other.json"}},
+                                     resources={"http://example.com/else.json": {}})
+    assert info.value.path == "#/items" and "http://example.com/other.json" in str(info.value)
+    grammar = compiler.compile_json_schema({"items": {"$ref": "http://example.com/missing.json"}, "maxItems": 1},
+                                           lenient=True)
+    assert any("$ref" in w and "#/items" in w for w in grammar.warnings), grammar.warnings
+
+
+def test_dangling_reference_into_a_resource_is_a_schema_error():
+    compiler = get_tok("smollm2").compiler
+    resources = {"http://example.com/d.json": {"$defs": {"a": {"type": "null"}}}}
+    with pytest.raises(constrain.SchemaError) as info:
+        compiler.compile_json_schema({"properties": {"a": {"$ref": "http://example.com/d.json#/$defs/b"}}},
+                                     resources=resources)
+    assert info.value.path == "#/properties/a" and "#/$defs/b" in str(info.value)
+    with pytest.raises(constrain.SchemaError):
+        compiler.compile_json_schema({"$ref": "http://example.com/d.json#nope"}, resources=resources)
+    with pytest.raises(constrain.SchemaError) as info:  # a malformed resource names its URI
+        compiler.compile_json_schema({"$ref": "http://example.com/bad.json"},
+                                     resources={"http://example.com/bad.json": {"minLength": -1}})
+    assert "http://example.com/bad.json#" in str(info.value)
+
+
+def test_refusals_inside_a_resource_name_their_document():
+    resources = {"http://example.com/x.json": {"properties": {"a": {"type": "number", "multipleOf": 0.01}}}}
+    with pytest.raises(constrain.UnsupportedSchemaError) as info:
+        get_tok("smollm2").compiler.compile_json_schema({"$ref": "http://example.com/x.json"}, resources=resources)
+    assert info.value.keyword == "multipleOf" and info.value.path == "http://example.com/x.json#/properties/a"
+
+
+def test_resources_are_part_of_the_cache_key():
+    compiler = get_tok("smollm2").compiler
+    tok = get_tok("smollm2")
+    schema = {"$ref": "http://example.com/t.json"}
+    integer = compiler.compile_json_schema(schema, resources={"http://example.com/t.json": {"type": "integer"}})
+    string = compiler.compile_json_schema(schema, resources={"http://example.com/t.json": {"type": "string"}})
+    assert compiler.compile_json_schema(schema, resources={"http://example.com/t.json": {"type": "integer"}}) is integer
+    assert integer is not string
+    assert matcher_verdict(tok, integer, tok.canonical("1")) and not matcher_verdict(tok, integer, tok.canonical('"a"'))
+    assert matcher_verdict(tok, string, tok.canonical('"a"')) and not matcher_verdict(tok, string, tok.canonical("1"))
+
+
+def test_dynamic_ref_follows_the_dynamic_scope():
+    """A generic list whose items are whatever the outermost ``$dynamicAnchor: item`` says."""
+    resources = {"http://example.com/list": {"$id": "http://example.com/list", "type": "array",
+                                             "items": {"$dynamicRef": "#item"},
+                                             "$defs": {"default": {"$dynamicAnchor": "item"}}}}
+    ints = {"$id": "http://example.com/ints", "$ref": "list", "$defs": {"int": {"$dynamicAnchor": "item", "type": "integer"}}}
+    assert_verdicts(ints, [([1, 2], True), (["a"], False), ("a", False)], resources)
+    anything = {"$ref": "http://example.com/list"}  # no other anchor in scope: the list's own
+    assert_verdicts(anything, [([1, "a"], True), ("a", False)], resources)
+    # one target reached in two dynamic scopes means two things
+    both = {"$id": "http://example.com/both", "properties": {"ints": {"$ref": "ints"}, "strs": {"$ref": "strs"}},
+            "$defs": {"ints": {"$id": "ints", "$ref": "list", "$defs": {"i": {"$dynamicAnchor": "item", "type": "integer"}}},
+                      "strs": {"$id": "strs", "$ref": "list", "$defs": {"s": {"$dynamicAnchor": "item", "type": "string"}}}}}
+    assert_verdicts(both, [({"ints": [1], "strs": ["a"]}, True), ({"strs": [1]}, False), ({"ints": ["a"]}, False)],
+                    resources)
+    plain = {"$defs": {"s": {"$anchor": "s", "type": "string"}}, "items": {"$dynamicRef": "#s"}}  # like $ref
+    assert_verdicts(plain, [(["a"], True), ([1], False)])
+
+
+def test_linked_keywords_are_the_validators():
+    """The subschema positions schema_refs follows are those of referencing's DRAFT202012."""
+    from constrain import schema_refs
+
+    ours = ({(k, "value") for k in schema_refs._IN_VALUE} | {(k, "array") for k in schema_refs._IN_SUBARRAY}
+            | {(k, "object") for k in schema_refs._IN_SUBVALUES}
+            | {("contentSchema", "value"), ("$defs", "object"), ("definitions", "object")})
+    candidates = set(Draft202012Validator.VALIDATORS) | {k for k, _ in ours} | {"dependencies", "additionalItems"}
+    theirs = set()
+    for key in candidates:
+        marker: dict = {}
+        for kind, value in (("value", marker), ("array", [marker]), ("object", {"x": marker})):
+            try:
+                found = any(s is marker for s in DRAFT202012.subresources_of({key: value}))
+            except (AttributeError, TypeError):
+                continue
+            if found:
+                theirs.add((key, kind))
+    assert ours == theirs
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1251,3 +1714,223 @@ def test_integer_with_zero_fraction_stays_finite():
             s = dfa.step(dfa.start, text.encode())
             ours = s != DEAD and bool(dfa.accepting[s])
             assert ours == validator.is_valid(json.loads(text)), (digits, text[-4:])
+
+
+# --------------------------------------------------------------------------------------------------
+# unevaluated*: rewritten into plain keywords (constrain.schema_unevaluated). Undeclared members
+# are allowed (strict_properties=False) in every order (property_order="any"), so the verdict must
+# equal the validator's both ways; the default grammar (declared members, in order) must be sound.
+# --------------------------------------------------------------------------------------------------
+
+UNEVALUATED = [
+    # adjacent and nested properties, cousins
+    ({"type": "object", "properties": {"a": {"type": "integer"}}, "allOf": [{"properties": {"b": {"type": "string"}}}],
+      "unevaluatedProperties": False},
+     [{}, {"a": 1}, {"a": 1, "b": "x"}, {"b": "x", "a": 1}, {"a": 1, "c": 1}, {"b": 1}, "s"]),
+    ({"allOf": [{"properties": {"a": True}}, {"unevaluatedProperties": False}]}, [{}, {"a": 1}, 3]),
+    ({"properties": {"a": True}, "allOf": [{"properties": {"b": True}, "unevaluatedProperties": False}]},
+     [{}, {"b": 1}, {"a": 1}, {"a": 1, "b": 1}]),
+    ({"allOf": [{"unevaluatedProperties": {"type": "integer"}}], "unevaluatedProperties": False}, [{}, {"z": 1}, {"z": "x"}]),
+    ({"properties": {"x": {"properties": {"a": True}, "unevaluatedProperties": False}}, "unevaluatedProperties": False},
+     [{"x": {"a": 1}}, {"x": {"b": 1}}, {"y": 1}, {"x": {}, "y": 1}]),
+    ({"patternProperties": {"^p": {"type": "integer"}}, "unevaluatedProperties": {"type": "boolean"}},
+     [{"p1": 1, "q": True}, {"q": 1}, {"p1": "x"}, {"p": 2, "pp": 3}]),
+    ({"properties": {"a": True}, "additionalProperties": {"type": "string"}, "unevaluatedProperties": False},
+     [{"a": 1, "b": "x"}, {"b": 1}]),
+    # anyOf: the annotations of every valid branch
+    ({"anyOf": [{"properties": {"a": {"type": "integer"}}, "required": ["a"]},
+                {"properties": {"b": {"type": "integer"}}, "required": ["b"]}], "unevaluatedProperties": False},
+     [{"a": 1}, {"b": 1}, {"a": 1, "b": 1}, {"b": 1, "a": "x"}, {"a": 1, "c": 1}, {"a": 1, "b": "x"}, {}]),
+    # oneOf: the annotations of the one valid branch
+    ({"oneOf": [{"properties": {"a": {"const": 1}}, "required": ["a"]}, {"properties": {"b": {"const": 1}}, "required": ["b"]}],
+      "unevaluatedProperties": {"type": "string"}},
+     [{"a": 1}, {"a": 1, "b": "x"}, {"a": 1, "b": 2}, {"a": 1, "b": 1}, {"c": "x", "b": 1}, {"c": 2, "b": 1}]),
+    # if/then/else: if's and then's annotations where it holds, else's where it does not
+    ({"if": {"properties": {"kind": {"const": "n"}}, "required": ["kind"]}, "then": {"properties": {"n": {"type": "integer"}}},
+      "else": {"properties": {"s": {"type": "string"}}}, "unevaluatedProperties": False},
+     [{"kind": "n", "n": 1}, {"kind": "n", "s": "x"}, {"kind": "m", "s": "x"}, {"s": "x"}, {"kind": "n"}, {"n": 1}]),
+    ({"if": {"patternProperties": {"^f": {"type": "string"}}}, "unevaluatedProperties": False},
+     [{"foo": "x"}, {"foo": 1}, {"bar": 1}, {}]),
+    # $ref: the target's annotations
+    ({"$defs": {"base": {"properties": {"a": {"type": "integer"}}}}, "$ref": "#/$defs/base", "properties": {"b": True},
+      "unevaluatedProperties": False},
+     [{"a": 1, "b": 2}, {"b": 2, "a": 1}, {"c": 1}, {"a": "x"}]),
+    ({"$defs": {"ab": {"oneOf": [{"properties": {"a": True}, "required": ["a"]}, {"properties": {"b": True}, "required": ["b"]}]}},
+      "allOf": [{"$ref": "#/$defs/ab"}], "properties": {"c": True}, "unevaluatedProperties": False},
+     [{"a": 1, "c": 1}, {"b": 1}, {"a": 1, "b": 1}, {"a": 1, "d": 1}, {"c": 1}]),
+    # dependentSchemas: the subschema's annotations where its name is present
+    ({"properties": {"a": True}, "dependentSchemas": {"a": {"properties": {"b": {"type": "integer"}}}},
+      "unevaluatedProperties": False},
+     [{"a": 1, "b": 1}, {"b": 1}, {"a": 1, "b": "x"}, {"a": 1}]),
+    # not contributes nothing; booleans
+    ({"not": {"not": {"properties": {"a": True}}}, "unevaluatedProperties": False}, [{"a": 1}, {}]),
+    ({"allOf": [True, {"properties": {"a": True}}], "anyOf": [False, {"properties": {"b": True}}],
+      "unevaluatedProperties": False},
+     [{"a": 1, "b": 1}, {"c": 1}, {}]),
+    # ignored where the type excludes objects
+    ({"type": "string", "unevaluatedProperties": False}, ["x", {}]),
+    # items: prefixItems, items, contains, nested
+    ({"prefixItems": [True], "contains": {"type": "string"}, "unevaluatedItems": False},
+     [[1, "a"], [1, 2], [1, "a", 2], ["a"], [1, "a", "b"], []]),
+    ({"prefixItems": [{"type": "string"}], "allOf": [{"prefixItems": [True, {"type": "integer"}]}], "unevaluatedItems": False},
+     [["a", 1], ["a", 1, 2], ["a"], [1]]),
+    ({"allOf": [{"contains": {"const": 2}}, {"contains": {"const": 3}}], "unevaluatedItems": {"type": "string"}},
+     [[2, 3], [2, 3, "x"], [2, 3, 4], [3, 2, 2], [2]]),
+    ({"anyOf": [{"prefixItems": [{"const": 1}]}, {"prefixItems": [True, {"const": 2}]}], "unevaluatedItems": {"type": "string"}},
+     [[1], [1, 2], [1, "x"], [1, 3], [0, 2], [0, 2, "s"], [0, 2, 5], [5]]),
+    ({"if": {"contains": {"const": "a"}}, "then": {"prefixItems": [True, {"type": "integer"}]}, "unevaluatedItems": False},
+     [["a", 1], ["a"], ["b"], ["a", "b"], ["a", 1, "a"], ["a", 1, "c"], []]),
+    ({"oneOf": [{"items": {"type": "integer"}}, {"prefixItems": [{"type": "string"}]}], "unevaluatedItems": False},
+     [[1, 2], ["a"], ["a", 1], [], [1, "a"]]),
+    ({"$defs": {"pair": {"prefixItems": [True, True]}}, "$ref": "#/$defs/pair", "unevaluatedItems": {"type": "null"}},
+     [[1, 2], [1, 2, None], [1, 2, 3]]),
+    ({"items": {"type": "array", "prefixItems": [True], "unevaluatedItems": False}, "unevaluatedItems": False},
+     [[[1]], [[1, 2]], [], [[], [3]]]),
+    # both keywords on one node
+    ({"type": ["object", "array"], "properties": {"a": True}, "prefixItems": [True],
+      "unevaluatedProperties": False, "unevaluatedItems": False},
+     [{"a": 1}, {"b": 1}, [1], [1, 2], "s"]),
+]
+
+
+def unevaluated_grammar(schema):
+    return get_tok("smollm2").compiler.compile_json_schema(schema, strict_properties=False, property_order="any")
+
+
+@pytest.mark.parametrize("case", range(len(UNEVALUATED)), ids=lambda i: json.dumps(UNEVALUATED[i][0])[:60])
+def test_unevaluated_hand_written(case):
+    schema, instances = UNEVALUATED[case]
+    tok = get_tok("smollm2")
+    verdicts = [validator(schema).is_valid(x) for x in instances]
+    assert any(verdicts) and not all(verdicts)  # each case tells valid from invalid
+    assert_exact(tok, unevaluated_grammar(schema), schema, instances)
+    grammar = tok.compiler.compile_json_schema(schema)  # declared members only, in order: sound
+    rnd = random.Random(case)
+    for x in instances:
+        check_instance(tok, grammar, schema, x, rnd=rnd)
+    if grammar.matcher().allowed_token_ids().size:
+        check_walks(tok, grammar, schema, rnd, 3)
+
+
+def test_unevaluated_refusals():
+    """Beyond the budget of annotation cases, and through in-place recursion: refused, naming the keyword."""
+    many = {"anyOf": [{"properties": {n: True}} for n in "abcdefg"], "unevaluatedProperties": False}
+    recursive = {"$defs": {"n": {"anyOf": [{"prefixItems": [True]}, {"$ref": "#/$defs/n"}]}}, "$ref": "#/$defs/n",
+                 "unevaluatedItems": False}
+    for schema, keyword in ((many, "unevaluatedProperties"), (recursive, "unevaluatedItems")):
+        with pytest.raises(constrain.UnsupportedSchemaError) as info:
+            get_tok("smollm2").compiler.compile_json_schema(schema)
+        assert info.value.keyword == keyword and info.value.path == "#"
+        grammar = get_tok("smollm2").compiler.compile_json_schema(schema, lenient=True)  # dropped, with a warning
+        assert any(keyword in w for w in grammar.warnings)
+
+
+UNEVAL_NAMES = ["a", "b", "c"]
+UNEVAL_VALUES = [1, "x", None]
+uneval_values = st.sampled_from([{"type": "integer"}, {"type": "string"}, {"const": 1}, True, False])
+
+
+def uneval_schemas(props: bool):
+    """Small schemas built from the in-place applicators around keywords that annotate members
+    (props) or elements; "#/$defs/d" is always defined (by uneval_root)."""
+    names = st.sampled_from(UNEVAL_NAMES)
+    if props:
+        own = st.one_of(
+            st.builds(lambda n, s: {"properties": {n: s}}, names, uneval_values),
+            st.builds(lambda n, s: {"properties": {n: s}, "required": [n]}, names, uneval_values),
+            st.builds(lambda s: {"patternProperties": {"^[ab]": s}}, uneval_values),
+            st.builds(lambda s: {"additionalProperties": s}, uneval_values),
+            st.builds(lambda n: {"required": [n]}, names),
+        )
+        nested = st.builds(lambda s: {"unevaluatedProperties": s}, uneval_values)
+    else:
+        own = st.one_of(
+            st.builds(lambda p: {"prefixItems": p}, st.lists(uneval_values, min_size=1, max_size=2)),
+            st.builds(lambda s: {"items": s}, uneval_values),
+            st.builds(lambda s: {"contains": s}, uneval_values),
+            st.builds(lambda s: {"contains": s, "minContains": 0}, uneval_values),
+            st.builds(lambda k: {"minItems": k}, st.integers(1, 2)),
+        )
+        nested = st.builds(lambda s: {"unevaluatedItems": s}, uneval_values)
+    leaf = st.one_of(own, nested, st.sampled_from([True, False, {"$ref": "#/$defs/d"}]))
+
+    def around(children):
+        branches = st.lists(children, min_size=1, max_size=2)
+        applicator = st.one_of(
+            st.builds(lambda bs: {"allOf": bs}, branches),
+            st.builds(lambda bs: {"anyOf": bs}, branches),
+            st.builds(lambda bs: {"oneOf": bs}, branches),
+            st.builds(lambda i, t: {"if": i, "then": t}, children, children),
+            st.builds(lambda i, e: {"if": i, "else": e}, children, children),
+            st.builds(lambda s: {"not": s}, children),
+            *([st.builds(lambda n, s: {"dependentSchemas": {n: s}}, names, children)] if props else []),
+        )
+        return st.builds(lambda o, a: {**o, **a} if isinstance(o, dict) else a, st.one_of(own, st.just(True)), applicator)
+
+    return st.recursive(leaf, around, max_leaves=4)
+
+
+@st.composite
+def uneval_root(draw, props: bool):
+    node = draw(uneval_schemas(props))
+    node = dict(node) if isinstance(node, dict) else {"allOf": [node]}
+    keyword = "unevaluatedProperties" if props else "unevaluatedItems"
+    node[keyword] = draw(st.sampled_from([False, {"type": "string"}, {"type": "integer"}]))
+    defs = draw(uneval_schemas(props).filter(lambda s: "$ref" not in json.dumps(s)))
+    return {**node, "$defs": {"d": defs}}
+
+
+def uneval_instances(rnd: random.Random, props: bool) -> list:
+    out: list = [{} if props else [], 3, None]
+    for _ in range(12):
+        if props:
+            keys = rnd.sample(UNEVAL_NAMES + ["zz"], rnd.randint(1, 3))
+            out.append({k: rnd.choice(UNEVAL_VALUES) for k in keys})
+        else:
+            out.append([rnd.choice(UNEVAL_VALUES) for _ in range(rnd.randint(1, 3))])
+    return out
+
+
+def negated_one_of(schema, root, negated: bool = False, depth: int = 0) -> bool:
+    """Whether a oneOf sits under not, an if or another oneOf (the compiler's superset of a oneOf,
+    for the complement there, is its anyOf: some valid instances are then rejected)."""
+    if not isinstance(schema, dict) or depth > 20:
+        return False
+    if "oneOf" in schema and negated:
+        return True
+    subs = [(s, negated) for k in ("allOf", "anyOf") for s in schema.get(k, [])]
+    subs += [(s, True) for s in schema.get("oneOf", [])] + [(schema[k], True) for k in ("not", "if") if k in schema]
+    subs += [(schema[k], negated) for k in ("then", "else") if k in schema]
+    subs += [(s, negated) for s in schema.get("dependentSchemas", {}).values()]
+    if "$ref" in schema:
+        subs.append((root["$defs"]["d"], negated))
+    return any(negated_one_of(s, root, n, depth + 1) for s, n in subs)
+
+
+def check_unevaluated(schema, rnd: random.Random, props: bool) -> None:
+    tok = get_tok("smollm2")
+    try:
+        grammar = unevaluated_grammar(schema)
+    except constrain.UnsupportedSchemaError as exc:  # only the budget of annotation cases
+        assert exc.keyword in ("unevaluatedProperties", "unevaluatedItems") and "cases" in exc.detail, exc
+        return
+    instances = uneval_instances(rnd, props)
+    if not negated_one_of(schema, schema):
+        assert_exact(tok, grammar, schema, instances)
+        return
+    check = validator(schema)
+    for x in instances:  # sound: every accepted instance is valid
+        if not check.is_valid(x):
+            assert not matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))), (schema, x)
+
+
+@settings(max_examples=60, **GEN_SETTINGS)
+@given(schema=uneval_root(True), rnd=st.randoms(use_true_random=False))
+def test_unevaluated_properties_generated(schema, rnd):
+    check_unevaluated(schema, rnd, props=True)
+
+
+@settings(max_examples=60, **GEN_SETTINGS)
+@given(schema=uneval_root(False), rnd=st.randoms(use_true_random=False))
+def test_unevaluated_items_generated(schema, rnd):
+    check_unevaluated(schema, rnd, props=False)

@@ -598,13 +598,26 @@ UNSUPPORTED = [
 
 @pytest.mark.parametrize("pattern,position,word", UNSUPPORTED)
 def test_unsupported_constructs_raise_with_position(pattern, position, word):
-    tok = get_tok("smollm2")
+    """As a lexer's terminal (matched inside a longer text), these raise, naming the position."""
     with pytest.raises(constrain.RegexError) as info:
-        tok.compiler.compile_regex(pattern)
+        Lowering(TermStore()).fullmatch(pattern, Encoding.RAW)
     err = info.value
     assert isinstance(err, constrain.ConstrainError)
     assert err.position == position, str(err)
     assert word in str(err).lower()
+
+
+@pytest.mark.parametrize("pattern", ["(?=ab)c", "a(?!b)", "(?<=a)b", "\\bfoo", "a\\B", "x\\b", "(?:\\Ba|b)c",
+                                     "\\bfoo\\b", "(?<!a)b"])
+def test_compile_regex_sees_the_whole_string(pattern):
+    """compile_regex is re.fullmatch on the whole text: assertions at its ends see the ends."""
+    tok = get_tok("smollm2")
+    grammar = tok.compiler.compile_regex(pattern)
+    for text in ["", "a", "b", "c", "ab", "ac", "abc", "foo", "foo ", " foo", "xb", "x", "ba", "bc"]:
+        expected = re.fullmatch(pattern, text) is not None
+        m = grammar.matcher()
+        ok = all(m.accept_token(t) for t in tok.canonical(text)) and m.is_accepting() if text else m.is_accepting()
+        assert ok == expected, (pattern, text)
 
 
 SYNTAX_ERRORS = ["(a", "a)", "[a", "*a", "a**", "\\", "\\q", "x{3,2}", "[b-a]", "\\x4", "\\N{no such name}",
