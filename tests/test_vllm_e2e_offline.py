@@ -126,8 +126,8 @@ def test_bad_constraint_is_rejected_at_submission(setup):
     except ImportError:  # older vLLM: a plain ValueError
         Invalid = ValueError
 
-    bad = SamplingParams(max_tokens=8, extra_args={"json_schema": '{"type": "object", "if": {}}'})
-    with pytest.raises((ValueError, Invalid), match="constrain: invalid json_schema.*'if'"):
+    bad = SamplingParams(max_tokens=8, extra_args={"json_schema": '{"type": "array", "items": {"type": "string"}, "uniqueItems": true}'})
+    with pytest.raises((ValueError, Invalid), match="constrain: invalid json_schema.*'uniqueItems'"):
         setup.llm.generate(["hi"], [bad], use_tqdm=False)
     # the engine is still fine afterwards
     ok = SamplingParams(max_tokens=8, temperature=0.0, extra_args={"regex": "(yes|no)"})

@@ -105,7 +105,7 @@ def test_validate_accepts_good_constraints_and_ignores_unconstrained():
 
 @pytest.mark.parametrize("extra, needle", [
     ({"json_schema": "{not json"}, "json_schema"),
-    ({"json_schema": '{"type": "object", "if": {}}'}, "if"),
+    ({"json_schema": '{"type": "array", "items": {"type": "string"}, "uniqueItems": true}'}, "uniqueItems"),
     ({"json_schema": '{"type": "strnig"}'}, "json_schema"),
     ({"json_schema": 12}, "JSON text"),
     ({"regex": "(unclosed"}, "regex"),
