@@ -227,7 +227,6 @@ class _SchemaCompiler:
         # Polarity: False builds a subset of the valid texts (what we generate), True a superset
         # (the operands of complements); narrowings apply only to subsets, refusals only to subsets.
         self.over = False
-        self._objects = 0  # names the lazy automata of objects in any order
         self._memo: dict[tuple, tuple[dict, int]] = {}
         st = store
         if whitespace == "flexible":
@@ -871,8 +870,7 @@ class _SchemaCompiler:
         required = frozenset(n for n, _, r in members if r)
         term_of = {n: m for n, m, _ in members} | {n: t for n, t in extras if n is not None}
         holes = any(st.has_hole[m] for _, m, _ in members) or any(st.has_hole[t] for _, t in extras)
-        self._objects += 1
-        tag = ("object", self._objects)
+        tag = ("object", st.fresh_key())
 
         def needed(seen: frozenset) -> set | None:
             """The names a completion must still write (None if one cannot be written)."""

@@ -49,6 +49,7 @@ class TermStore:
         self._empty: dict[int, bool] = {}
         self._definitions: dict[int, Callable[[], int] | int] = {}  # LAZY terms: how to build, or built
         self._lazy_empty: dict[int, Callable[[], bool]] = {}
+        self._fresh = 0
         self.has_hole: list[bool] = []  # the term contains a HOLE (it is part of a grammar)
         self.search_budget = 5_000
         assert self._intern((EMPTY_K,), False, False) == EMPTY
@@ -241,6 +242,11 @@ class TermStore:
             self._definitions[tid] = define
             self._lazy_empty[tid] = empty
         return tid
+
+    def fresh_key(self) -> int:
+        """A key no other caller of this store gets: lazy terms of different builders never meet."""
+        self._fresh += 1
+        return self._fresh
 
     def hole(self, name: Hashable) -> int:
         """A placeholder for the nonterminal ``name`` of a grammar: terms with holes describe the

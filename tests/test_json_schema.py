@@ -1130,6 +1130,19 @@ def test_recursion_without_a_context_free_form_is_unrolled():
         assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == validator(schema).is_valid(x), x
 
 
+def test_unrolled_retry_does_not_reuse_the_grammar_attempt():
+    """The unrolled compile after a failed grammar attempt shares the store: its lazy object
+    automata must not meet the attempt's (a regression: they did, and took its definitions)."""
+    tok = get_tok("smollm2")
+    schema = {"$defs": {"n": {"type": "object", "additionalProperties": False,
+                              "properties": {"a": {"$ref": "#/$defs/n"}, "b": {"type": "integer"}}}},
+              "allOf": [{"$ref": "#/$defs/n"}, {"not": {"maxProperties": 0}}]}
+    grammar = tok.compiler.compile_json_schema(schema, property_order="any")
+    assert any("recursive" in w for w in grammar.warnings), grammar.warnings
+    for x in ({"b": 1}, {"a": {"b": 2}, "b": 1}, {"b": 1, "x": 2}, {"a": {"x": 1}}, {}, {"a": {}}):
+        assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == validator(schema).is_valid(x), x
+
+
 def test_recursion_is_detected_by_absolute_target():
     """'#' inside an embedded resource is that resource, not the root; recursion through it is
     a grammar like any other."""
