@@ -70,6 +70,8 @@ class _Builder:
         if t == EPS:
             return []
         if not st.has_hole[t]:
+            if st.is_empty(t):  # a lexeme must match something: let the caller unroll instead
+                raise NotContextFree("a part without a reference has an empty language")
             return [self.lexeme(t)]
         node = st.nodes[t]
         k = node[0]

@@ -192,3 +192,16 @@ def test_compiler_option_reaches_the_matcher():
     assert matcher_verdict(tok, grammar, tok.canonical('{"b": 1, "a": 2}'))
     assert not matcher_verdict(tok, tok.compiler.compile_json_schema(schema), tok.canonical('{"b": 1, "a": 2}'))
     assert not matcher_verdict(tok, grammar, tok.canonical('{"b": 1}'))
+
+
+def test_grammar_of_refuses_an_empty_part_instead_of_an_empty_lexeme():
+    """A hole-free part whose language is empty (an intersection with nothing in it) makes the
+    grammar builder give up cleanly, so the compiler unrolls instead of failing on the lexeme."""
+    from constrain.schema_grammar import NotContextFree, grammar_of
+
+    st = TermStore()
+    a = st.literal(b"a")
+    dead = st.and_(a, st.not_(a))
+    body = st.alt(st.literal(b"x"), st.seq(st.literal(b"["), st.hole("t"), dead))
+    with pytest.raises(NotContextFree):
+        grammar_of(st, st.hole("t"), {"t": body})
