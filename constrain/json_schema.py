@@ -273,12 +273,6 @@ class _SchemaCompiler:
         finally:
             self.over = not self.over
 
-    def widened(self, schema, path: str) -> int:
-        """A superset of the texts valid for ``schema``, whatever the current polarity."""
-        if self.over:
-            return self.value(schema, path)
-        return self.flipped(schema, path)
-
     def braces(self, open_: bytes, body: int, close: bytes) -> int:
         st = self.st
         return st.seq(st.literal(open_), self.inner_ws, body, self.inner_ws, st.literal(close))
@@ -748,7 +742,7 @@ class _SchemaCompiler:
         hit = st.and_(element, matches)
         other, most = element, INF
         if "maxContains" in schema and not self.over:  # a superset may drop maxContains
-            over = self.widened(schema["contains"], path + "/contains")
+            over = self.flipped(schema["contains"], path + "/contains")  # a superset: this is a subset
             other, most = st.and_(element, st.not_(over)), int(schema["maxContains"])
             if over != matches:
                 self.note("under maxContains, elements that may match contains in another form are not generated")
@@ -827,16 +821,12 @@ class _SchemaCompiler:
         return self.st.alt(*[self.value(case, path) for case in cases])
 
     def object_has(self, member: int, name: str) -> int:
-        """Objects whose members are ``member``s, one of them with key ``name``."""
-        named = self.st.and_(member, self.st.seq(self.string_literal(name), self.st.not_(EMPTY)))
-        return self.braces(b"{", self.members_with(member, named), b"}")
-
-    def members_with(self, member: int, named: int) -> int:
-        """Object bodies of ``member``s, one of them in ``named`` (the members with one key) or
-        more: exact, since a text's members split in exactly one way (nested keys are inside
-        some member's value)."""
+        """Objects whose members are ``member``s, one of them with key ``name``: exact, since a
+        text's members split in exactly one way (nested keys are inside some member's value)."""
         st = self.st
-        return st.seq(st.star(st.seq(member, self.item_sep)), named, st.star(st.seq(self.item_sep, member)))
+        named = st.and_(member, st.seq(self.string_literal(name), st.not_(EMPTY)))
+        body = st.seq(st.star(st.seq(member, self.item_sep)), named, st.star(st.seq(self.item_sep, member)))
+        return self.braces(b"{", body, b"}")
 
     @property
     def unordered(self) -> bool:

@@ -140,6 +140,17 @@ def check_walks(tok: Tok, grammar, pattern: str, rnd: random.Random, n: int) -> 
             assert re.fullmatch(pattern, text), (pattern, text)
 
 
+def assert_compile_regex_is_fullmatch(tok_name: str, pattern: str, strings: list[str]) -> None:
+    """compile_regex's verdict equals re.fullmatch's on every string, in several tokenizations."""
+    tok = get_tok(tok_name)
+    grammar = tok.compiler.compile_regex(pattern)
+    rnd = random.Random(0)
+    for s in strings:
+        expected = re.fullmatch(pattern, s) is not None
+        for ids in tok.tokenizations(s, rnd):
+            check_string(tok, grammar, s, ids, expected)
+
+
 def check_string(tok: Tok, grammar, text: str, ids: list[int], expected: bool, *, full_check=True) -> None:
     m = grammar.matcher()
     fed = feed(tok, m, ids, full_check=full_check)
@@ -611,13 +622,8 @@ def test_unsupported_constructs_raise_with_position(pattern, position, word):
                                      "\\bfoo\\b", "(?<!a)b"])
 def test_compile_regex_sees_the_whole_string(pattern):
     """compile_regex is re.fullmatch on the whole text: assertions at its ends see the ends."""
-    tok = get_tok("smollm2")
-    grammar = tok.compiler.compile_regex(pattern)
-    for text in ["", "a", "b", "c", "ab", "ac", "abc", "foo", "foo ", " foo", "xb", "x", "ba", "bc"]:
-        expected = re.fullmatch(pattern, text) is not None
-        m = grammar.matcher()
-        ok = all(m.accept_token(t) for t in tok.canonical(text)) and m.is_accepting() if text else m.is_accepting()
-        assert ok == expected, (pattern, text)
+    assert_compile_regex_is_fullmatch("smollm2", pattern, ["", "a", "b", "c", "ab", "ac", "abc", "foo", "foo ",
+                                                           " foo", "xb", "x", "ba", "bc"])
 
 
 SYNTAX_ERRORS = ["(a", "a)", "[a", "*a", "a**", "\\", "\\q", "x{3,2}", "[b-a]", "\\x4", "\\N{no such name}",
@@ -651,13 +657,7 @@ def test_syntax_errors_match_python(pattern):
     (r"\1234", ["S4"]),
 ])
 def test_octal_escapes(tok_name, pattern, strings):
-    tok = get_tok(tok_name)
-    grammar = tok.compiler.compile_regex(pattern)
-    rnd = random.Random(0)
-    for s in strings:
-        expected = re.fullmatch(pattern, s) is not None
-        for ids in tok.tokenizations(s, rnd):
-            check_string(tok, grammar, s, ids, expected)
+    assert_compile_regex_is_fullmatch(tok_name, pattern, strings)
 
 
 PATTERN_PIECES = list("ab()[]{}|*+?.^$\\-,0123:<>=!PN#xuU") + [
@@ -1150,14 +1150,8 @@ def test_lexer_fullmatch_lowers_assertions_inside_the_match(pattern):
     (r"x\b(?:y|\W)", ["xy", "x-", "x "]),
 ])
 def test_assertions_through_compile_regex(tok_name, pattern, strings):
-    """compile_regex (the lexer's fullmatch: anchors hold at the ends of the text) token by token."""
-    tok = get_tok(tok_name)
-    grammar = tok.compiler.compile_regex(pattern)
-    rnd = random.Random(0)
-    for s in strings:
-        expected = re.fullmatch(pattern, s) is not None
-        for ids in tok.tokenizations(s, rnd):
-            check_string(tok, grammar, s, ids, expected)
+    """compile_regex (re.fullmatch on the whole text) token by token."""
+    assert_compile_regex_is_fullmatch(tok_name, pattern, strings)
 
 
 def test_assertions_in_long_repetitions():
