@@ -10,8 +10,10 @@ How keywords compile:
 
 - ``$ref`` and ``$dynamicRef`` resolve as the validator resolves them (``$id`` base URIs,
   ``$anchor``, JSON pointers, the dynamic scope, remote documents given as ``resources``; see
-  ``constrain.schema_refs``); the target is inlined and merged with its siblings; recursive
-  references are unrolled ``max_recursion`` times (deeper nesting is not generated).
+  ``constrain.schema_refs``); the target is inlined and merged with its siblings. A recursive
+  reference is a grammar nonterminal (``compile_schema``, ``constrain.schema_grammar``), or
+  unrolled ``max_recursion`` times (deeper nesting is not generated) with ``recursion="unroll"``,
+  under an intersection or complement, and where it has sibling keywords.
 - Two polarities: the compiler builds a *subset* of the valid texts (what it generates, with the
   narrowings below) and, for the operands of complements, a *superset* (no narrowing; a keyword
   it cannot enforce is simply dropped there). ``not S`` is the complement of S's superset (and
@@ -51,8 +53,7 @@ key may be judged by its text rather than by its parsed value.
 
 Deliberate narrowings, each recorded in the grammar's ``warnings`` (what is generated is always
 valid; some valid texts are not): declared properties in declaration order (unless
-``property_order="any"``); values of
-unconstrained type nest at most ``any_depth`` levels; ``integer`` is written without exponent; bounded numbers without exponent;
+``property_order="any"``); ``integer`` is written without exponent; bounded numbers without exponent;
 multiples with at most 15 significant digits; undeclared members count once towards
 ``minProperties`` (two may share a key, which ``json.loads`` keeps once); under ``maxContains``,
 no element that may or may not match ``contains`` (an enum's 1 written as 1.00); names present in
@@ -131,7 +132,7 @@ def parse_schema(schema: dict | bool | str | bytes) -> dict | bool:
 
 
 def compile_schema_term(schema: dict | bool, store: TermStore, *, whitespace: str = "flexible",
-                        max_whitespace: int = 24, lenient: bool = False, any_depth: int = 3,
+                        max_whitespace: int = 24, lenient: bool = False,
                         max_recursion: int = 4, strict_properties: bool = True,
                         format_assertion: bool = True, unicode_escapes: bool = False,
                         property_order: str = "declared",
@@ -151,7 +152,7 @@ def compile_schema_term(schema: dict | bool, store: TermStore, *, whitespace: st
     reference to a URI that is neither there nor an official metaschema is refused).
     """
     language = compile_schema(schema, store, whitespace=whitespace, max_whitespace=max_whitespace,
-                              lenient=lenient, any_depth=any_depth, max_recursion=max_recursion,
+                              lenient=lenient, max_recursion=max_recursion,
                               strict_properties=strict_properties, format_assertion=format_assertion,
                               unicode_escapes=unicode_escapes, property_order=property_order,
                               resources=resources, recursion="unroll")
@@ -174,9 +175,10 @@ def compile_schema(schema: dict | bool, store: TermStore, *, recursion: str = "g
     """Lower ``schema`` into ``store`` (options as ``compile_schema_term``).
 
     ``recursion="grammar"`` compiles a recursive reference as a nonterminal: the language is then
-    a context-free grammar, exact at any depth. Where that has no context-free form (a recursive
-    reference under ``not`` or intersected with another schema), and with ``recursion="unroll"``,
-    recursive references are unrolled ``max_recursion`` times instead (a recorded narrowing).
+    a context-free grammar, exact at any depth. Where a part with one has no context-free form
+    (under ``not``, or intersected with another schema), that part alone is unrolled; with
+    ``recursion="unroll"``, every recursive reference is unrolled ``max_recursion`` times instead
+    (recorded narrowings).
     """
     whitespace = options.get("whitespace", "flexible")
     if whitespace not in WHITESPACE_STYLES:
@@ -191,7 +193,12 @@ def compile_schema(schema: dict | bool, store: TermStore, *, recursion: str = "g
         compiler.bodies = {}
         try:
             term = compiler.value(compiler.root, "#")
-            grammar = grammar_of(store, term, compiler.bodies) if compiler.bodies else None
+            grammar = None
+            if compiler.bodies:
+                built = grammar_of(store, term, compiler.bodies, unroll=max_recursion)
+                grammar = built.grammar
+                if built.unrolled:
+                    compiler.note(f"recursive references under an intersection are unrolled {max_recursion} levels deep")
             return SchemaLanguage(term, sorted(compiler.warnings), compiler.json_char, grammar)
         except (NotContextFree, HoleReached):
             pass  # unrolled below, with the narrowing recorded
@@ -202,7 +209,7 @@ def compile_schema(schema: dict | bool, store: TermStore, *, recursion: str = "g
 
 class _SchemaCompiler:
     def __init__(self, root, store: TermStore, *, whitespace: str = "flexible", max_whitespace: int = 24,
-                 lenient: bool = False, any_depth: int = 3, max_recursion: int = 4,
+                 lenient: bool = False, max_recursion: int = 4,
                  strict_properties: bool = True, format_assertion: bool = True,
                  unicode_escapes: bool = False, property_order: str = "declared",
                  resources: Mapping[str, Any] | None = None):
@@ -214,7 +221,6 @@ class _SchemaCompiler:
         self.low = Lowering(store, unicode_escapes=unicode_escapes)
         self.num = NumberTerms(store)
         self.lenient = lenient
-        self.any_depth = any_depth
         self.max_recursion = max_recursion
         self.strict_properties = strict_properties
         self.warnings: set[str] = set()
@@ -248,7 +254,7 @@ class _SchemaCompiler:
                                    st.seq(st.rep(digit_after, 16, 16), st.not_(EMPTY)))
         self.exponent_number = st.seq(st.opt(st.literal(b"-")), num.natural, st.opt(num.fraction), st.byte_set(_mask(b"eE")),
                                       st.opt(st.byte_set(_mask(b"+-"))), st.rep(num.digit, 1))
-        self._any: dict[tuple[int, bool], int] = {}
+        self._any: int | None = None  # any_value(), built once
 
     # -- helpers ------------------------------------------------------------------------------
     def unsupported(self, keyword: str, path: str, detail: str = "") -> None:
@@ -291,7 +297,7 @@ class _SchemaCompiler:
     # -- values ---------------------------------------------------------------------------------
     def value(self, schema, path: str) -> int:
         if schema is True:
-            return self.any_value(self.any_depth)
+            return self.any_value()
         if schema is False:
             return EMPTY
         if not isinstance(schema, dict):
@@ -436,14 +442,16 @@ class _SchemaCompiler:
             bpath = f"{path}/{key}/{i}"
             branches.append((m, bpath) if m is not None and not (isinstance(m, dict) and "allOf" in m and "allOf" not in rest)
                             else ({"allOf": [rest, b]}, bpath))
-        if key == "anyOf" or len(branches) < 2 or self.disjoint(schema[key]):
+        if key == "anyOf" or len(branches) < 2:
             return st.alt(*[self.value(b, p) for b, p in branches])
-        # exactly one: branch i and no other, "no other" as positive schemas where negate knows
-        # one, else outside the other polarity of the branch (a superset where this is a subset)
+        # exactly one: branch i and no other that an instance of it may also satisfy, "no other"
+        # as positive schemas where negate knows one, else outside the other polarity of the
+        # branch (a superset where this is a subset)
         inverses = [negate(b) for b in schema[key]]
+        read = [self._resolved(b, recursive=True) for b in schema[key]]
         out = []
         for i, (b, bpath) in enumerate(branches):
-            others = [j for j in range(len(branches)) if j != i]
+            others = [j for j in range(len(branches)) if j != i and not self.disjoint(read[i], read[j])]
             term = self.conjunction(b, bpath, [(inverses[j], f"{path}/oneOf/{j}") for j in others
                                                if inverses[j] is not None])
             rivals = [self.flipped(schema[key][j], f"{path}/oneOf/{j}") for j in others if inverses[j] is None]
@@ -464,37 +472,37 @@ class _SchemaCompiler:
         else_t = self.conjunction(rest, path, [(schema.get("else", True), path + "/else")])
         return st.alt(then_t, st.and_(else_t, st.not_(self.flipped(cond, path + "/if"))))
 
-    def disjoint(self, branches: list) -> bool:
-        """Whether no instance can be valid under two branches (a sufficient, syntactic test)."""
-        resolved = [self._resolved(b) for b in branches]
-        if any(not isinstance(b, dict) for b in resolved):
-            return False
-        for a, b in itertools.combinations(resolved, 2):
-            ta, tb = _type_set(a), _type_set(b)
-            if not ta & tb:
-                continue
-            if "const" in a or "enum" in a or "const" in b or "enum" in b:
-                va, vb = _values(a), _values(b)
-                if va is not None and vb is not None and not any(equal(x, y) for x in va for y in vb):
-                    continue
-            if ta <= {"object"} or tb <= {"object"}:
-                if self._discriminated(a, b):
-                    continue
-            return False
-        return True
+    def disjoint(self, a, b) -> bool:
+        """Whether no instance can be valid under both schemas (a sufficient, syntactic test)."""
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            return a is False or b is False
+        ta, tb = _type_set(a), _type_set(b)
+        if not ta & tb:
+            return True
+        if "const" in a or "enum" in a or "const" in b or "enum" in b:
+            va, vb = _values(a), _values(b)
+            if va is not None and vb is not None and not any(equal(x, y) for x in va for y in vb):
+                return True
+        return (ta <= {"object"} or tb <= {"object"}) and self._discriminated(a, b)
 
     def _discriminated(self, a: dict, b: dict) -> bool:
+        """A property one of them requires is one the other forbids, or takes values it disallows."""
         pa, pb = a.get("properties", {}), b.get("properties", {})
-        for name in set(a.get("required", [])) & set(b.get("required", [])):
+        for name in set(a.get("required", [])) | set(b.get("required", [])):
+            if name in a.get("required", []) and _forbids(b, name) or name in b.get("required", []) and _forbids(a, name):
+                return True
             va, vb = _values(self._resolved(pa.get(name, True))), _values(self._resolved(pb.get(name, True)))
             if va is not None and vb is not None and not any(equal(x, y) for x in va for y in vb):
                 return True
         return False
 
-    def _resolved(self, schema):
+    def _resolved(self, schema, recursive: bool = False):
+        """``schema`` with its ``$ref``s replaced by their targets (merged with the siblings);
+        recursive ones too where ``recursive`` (to read a schema, not to compile it)."""
         seen = 0
         while isinstance(schema, dict) and "$ref" in schema and seen < 8:
-            if self.refs.target(schema["$ref"]).error is not None or self.is_recursive(schema["$ref"]):
+            ref = schema["$ref"]
+            if self.refs.target(ref).error is not None or self.is_recursive(ref) and not recursive:
                 break  # compiled through ref(): errors reported with their path, recursion counted
             target = self.resolve(schema["$ref"], "#")
             rest = _without(schema, "$ref")
@@ -641,8 +649,6 @@ class _SchemaCompiler:
         st = self.st
         prefix = [self.value(s, f"{path}/prefixItems/{i}") for i, s in enumerate(schema.get("prefixItems", []))]
         items = schema.get("items", True)
-        if items is True:
-            self.note(f"array items without a schema nest at most {self.any_depth} levels")
         item = self.value(items, path + "/items")
         lo = int(schema.get("minItems", 0))
         hi = schema.get("maxItems")
@@ -1062,8 +1068,6 @@ class _SchemaCompiler:
             value = self.value(merged, path + ("/patternProperties" if subs else "/additionalProperties"))
             if value != EMPTY:
                 options.append(st.seq(key, self.key_sep, value))
-        if additional is True and not patterns and options:
-            self.note(f"values of unconstrained type nest at most {self.any_depth} levels")
         return st.alt(*options)
 
     def key_matching(self, pattern: str, path: str) -> int:
@@ -1082,26 +1086,23 @@ class _SchemaCompiler:
             self.unsupported("pattern", path, str(exc))
             return self.low.search("", Encoding.JSON)
 
-    def any_value(self, depth: int) -> int:
-        got = self._any.get((depth, self.over))
-        if got is not None:
-            return got
-        st = self.st
-        number = self.number({}, "#", integer=False)
-        scalars = [st.literal(b"null"), st.literal(b"true"), st.literal(b"false"), number, self.any_string]
-        if depth <= 0:
-            # a superset does not bound the nesting: past the depth, any text after the bracket
-            containers = [st.seq(st.literal(b), st.not_(EMPTY)) for b in (b"[", b"{")] if self.over else []
-            term = st.alt(*scalars, *containers)
-        else:
-            self.note(f"values of unconstrained type nest at most {self.any_depth} levels")
-            inner = self.any_value(depth - 1)
-            array = self.braces(b"[", self.separated(inner), b"]")
-            member = st.seq(self.any_string, self.key_sep, inner)
-            obj = self.braces(b"{", self.separated(member), b"}")
-            term = st.alt(*scalars, array, obj)
-        self._any[(depth, self.over)] = term
-        return term
+    def any_value(self) -> int:
+        """Every JSON value, nested to any depth: a lazy term that refers to itself inside brackets
+        (its automaton's states, the open brackets, are built as a text visits them). Exact, so
+        both polarities share it."""
+        if self._any is None:
+            st = self.st
+            scalars = st.alt(st.literal(b"null"), st.literal(b"true"), st.literal(b"false"),
+                             self.number({}, "#", integer=False), self.any_string)
+
+            def define() -> int:
+                array = self.braces(b"[", self.separated(value), b"]")
+                member = st.seq(self.any_string, self.key_sep, value)
+                return st.alt(scalars, array, self.braces(b"{", self.separated(member), b"}"))
+
+            value = self._any = st.lazy(("json value", st.fresh_key()), define, nullable=False,
+                                        empty=lambda: False)
+        return self._any
 
 
 _TRACKED_STATES = 4096  # tracker states of an object (min/maxProperties counts, dependentRequired names)
@@ -1177,6 +1178,18 @@ def _distributed(a: dict, b: dict) -> dict | None:
     if not isinstance(base, dict) or "allOf" in base or any(p is None for p in pairs):
         return None
     return {**base, "anyOf": pairs}
+
+
+def _forbids(schema: dict, name: str) -> bool:
+    """Whether ``schema`` (an object schema) rejects every object with a member ``name``."""
+    if schema.get("properties", {}).get(name, True) is False:
+        return True
+    if name in schema.get("properties", {}) or schema.get("additionalProperties", True) is not False:
+        return False
+    try:
+        return not any(re.search(p, name) for p in schema.get("patternProperties", {}))
+    except re.error:
+        return False
 
 
 def _without(schema: dict, *keys: str) -> dict:

@@ -11,13 +11,15 @@ context-free (a tree schema nests without bound). There the compiler leaves a *h
   parser only sees the points where the recursion enters and leaves, and text between them is
   matched by automata as in a regular schema.
 
-Intersections and complements of parts with holes have no context-free form in general:
-``NotContextFree`` is raised and the compiler unrolls the recursion instead (a recorded narrowing).
+Intersections and complements of parts with holes have no context-free form in general: there
+the holes are unrolled ``unroll`` levels deep, which makes the part one hole-free term, a subset
+of its language, and the grammar says so (``SchemaGrammar.unrolled``). Recursion elsewhere stays
+exact.
 
 >>> from constrain.terms import TermStore
 >>> st = TermStore()
 >>> tree = st.alt(st.literal(b"x"), st.seq(st.literal(b"["), st.hole("t"), st.literal(b"]")))
->>> g = grammar_of(st, st.hole("t"), {"t": tree})
+>>> g = grammar_of(st, st.hole("t"), {"t": tree}).grammar
 >>> [body] = [r.rhs for r in g.rules if r.lhs == "h0"]  # the hole's rule: its body, a union
 >>> sorted(len(r.rhs) for r in g.rules if r.lhs == body[0])  # x | "[" h0 "]"
 [1, 3]
@@ -26,27 +28,56 @@ Intersections and complements of parts with holes have no context-free form in g
 from __future__ import annotations
 
 from collections.abc import Hashable
+from dataclasses import dataclass
 
 from .cfg.ir import Grammar, Lexeme, Rule
-from .terms import ALT_K, CAT_K, EPS, HOLE_K, INF, LAZY_K, REP_K, TermStore
+from .terms import ALT_K, AND_K, CAT_K, EMPTY, EPS, HOLE_K, INF, LAZY_K, NOT_K, REP_K, TermStore
 
 MAX_RULES = 50_000  # a grammar past this (lazy automata expanded into rules) is not built
 MAX_COUNT = 32  # counted repetitions of a part with holes are unrolled up to this count
+
+
+_NOTHING = "nothing"  # a nonterminal without rules: the parts with an empty language
+
+
+def _productive_rules(rules: list[Rule], lexemes: dict[str, Lexeme]) -> tuple[Rule, ...]:
+    """The rules whose symbols all derive some text (the others can never be used)."""
+    productive: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for r in rules:
+            if r.lhs not in productive and all(s in lexemes or s in productive for s in r.rhs):
+                productive.add(r.lhs)
+                changed = True
+    return tuple(r for r in rules if r.lhs in productive and all(s in lexemes or s in productive for s in r.rhs))
 
 
 class NotContextFree(Exception):
     """The term has no context-free form this module builds (the reason is the message)."""
 
 
-def grammar_of(store: TermStore, start: int, bodies: dict[Hashable, int]) -> Grammar:
-    """The grammar whose start rule derives ``start``, holes standing for their ``bodies``."""
-    return _Builder(store, bodies).build(start)
+@dataclass(frozen=True)
+class SchemaGrammar:
+    grammar: Grammar
+    unrolled: bool  # some intersection had its holes unrolled (a narrower language)
+
+
+def grammar_of(store: TermStore, start: int, bodies: dict[Hashable, int], *, unroll: int = 4) -> SchemaGrammar:
+    """The grammar whose start rule derives ``start``, holes standing for their ``bodies``;
+    holes under an intersection are unrolled ``unroll`` levels deep."""
+    builder = _Builder(store, bodies, unroll)
+    return SchemaGrammar(builder.build(start), builder.unrolled_any)
 
 
 class _Builder:
-    def __init__(self, store: TermStore, bodies: dict[Hashable, int]):
+    def __init__(self, store: TermStore, bodies: dict[Hashable, int], unroll: int):
         self.st = store
         self.bodies = bodies
+        self.unroll = unroll
+        self.unrolled_any = False
+        self._unrolled: dict[tuple[int, int], int] = {}
+        self._tag = store.fresh_key()  # keys of the unrolled lazy terms, unique to this builder
         self.holes = {key: f"h{i}" for i, key in enumerate(bodies)}
         self.lexemes: dict[str, Lexeme] = {}
         self.rules: list[Rule] = []
@@ -56,8 +87,12 @@ class _Builder:
         for key, body in self.bodies.items():
             self.rule(self.holes[key], self.symbols(body))
         self.rule("start", self.symbols(start))
-        return Grammar(lexemes=self.lexemes, rules=tuple(self.rules), start="start",
-                       source="json schema").validate()
+        rules = _productive_rules(self.rules, self.lexemes)
+        if not any(r.lhs == "start" for r in rules):
+            raise NotContextFree("the language is empty")
+        used = {s for r in rules for s in r.rhs}
+        lexemes = {name: lex for name, lex in self.lexemes.items() if name in used}
+        return Grammar(lexemes=lexemes, rules=rules, start="start", source="json schema").validate()
 
     def rule(self, lhs: str, rhs: list[str]) -> None:
         self.rules.append(Rule(lhs, tuple(rhs)))
@@ -70,8 +105,8 @@ class _Builder:
         if t == EPS:
             return []
         if not st.has_hole[t]:
-            if st.is_empty(t):  # a lexeme must match something: let the caller unroll instead
-                raise NotContextFree("a part without a reference has an empty language")
+            if st.is_empty(t):  # a lexeme must match something: this derives nothing (pruned)
+                return [_NOTHING]
             return [self.lexeme(t)]
         node = st.nodes[t]
         k = node[0]
@@ -91,9 +126,43 @@ class _Builder:
             self.repetition(name, node[1], node[2], node[3])
         elif k == LAZY_K:
             self.rule(name, self.symbols(st.definition(t)))
-        else:
-            raise NotContextFree("a recursive reference under an intersection or a complement")
+        else:  # an intersection or a complement
+            self.unrolled_any = True
+            self.rule(name, self.symbols(self.unrolled(t, self.unroll)))
         return [name]
+
+    def unrolled(self, t: int, depth: int, positive: bool = True) -> int:
+        """``t`` with each hole replaced by its body, ``depth`` holes deep, then by nothing where
+        the hole occurs positively (under an even number of complements) and by every text where
+        it occurs negatively: a hole-free subset of ``t`` either way."""
+        st = self.st
+        if not st.has_hole[t]:
+            return t
+        key = (t, depth, positive)
+        got = self._unrolled.get(key)
+        if got is not None:
+            return got
+        node = st.nodes[t]
+        k = node[0]
+        if k == HOLE_K:
+            cut = EMPTY if positive else st.not_(EMPTY)
+            r = cut if depth == 0 else self.unrolled(self.bodies[node[1]], depth - 1, positive)
+        elif k == CAT_K:
+            r = st.cat(self.unrolled(node[1], depth, positive), self.unrolled(node[2], depth, positive))
+        elif k in (ALT_K, AND_K):
+            parts = [self.unrolled(u, depth, positive) for u in node[1]]
+            r = st.alt(*parts) if k == ALT_K else st.and_(*parts)
+        elif k == NOT_K:
+            r = st.not_(self.unrolled(node[1], depth, not positive))
+        elif k == REP_K:
+            r = st.rep(self.unrolled(node[1], depth, positive), node[2], node[3])
+        else:  # LAZY
+            # empty where the original is, if positive (a state whose completions were all cut is
+            # then not proven empty, as TermStore.is_empty allows); a superset, never proven empty
+            r = st.lazy((self._tag, t, depth, positive), lambda: self.unrolled(st.definition(t), depth, positive),
+                        nullable=st.nullable[t], empty=lambda: positive and st.is_empty(t))
+        self._unrolled[key] = r
+        return r
 
     def spine(self, t: int) -> list[int]:
         """The parts of a concatenation, in order."""

@@ -6,7 +6,7 @@ Instances are serialized with ``json.dumps`` (default separators), compact separ
 
 - an invalid instance must ALWAYS be rejected (soundness has no exceptions);
 - a valid instance must be accepted whenever it is in the form we generate (properties in
-  declaration order, no extra properties, unconstrained values nested at most ``any_depth`` levels,
+  declaration order, no extra properties,
   no ``\\uXXXX`` escapes of printable characters, integers without exponents, canonical uuids).
   Valid instances outside those documented narrowings are only fed, not judged.
 
@@ -38,7 +38,6 @@ from constrain.cfg.engine import CompiledCFG
 from constrain.formats import FORMAT_PATTERNS, SUBSET_FORMATS
 from tests.tokenizers import TokenizerUnderTest
 
-ANY_DEPTH = 3  # the compiler's default any_depth
 SUITE = Path("/work/shared/json-schema-test-suite/tests/draft2020-12")
 REMOTES = SUITE.parent.parent / "remotes"  # served at http://localhost:1234/ for the suite's refs
 FORMAT_CHECKER = FormatChecker()
@@ -230,12 +229,9 @@ def type_of(x) -> str:
     return "object"
 
 
-def in_any(x, depth: int) -> bool:
+def in_any(x) -> bool:
     if isinstance(x, (list, dict)):
-        if depth <= 0:
-            return False
-        vals = x if isinstance(x, list) else x.values()
-        return all(in_any(v, depth - 1) for v in vals)
+        return all(map(in_any, x if isinstance(x, list) else x.values()))
     return number_form_ok(x, "number") if type_of(x) in ("integer", "number") else True
 
 
@@ -275,7 +271,7 @@ def in_form(schema, x, root) -> bool:
 
 def _in_form(schema, x, root, refs: int) -> bool:
     if schema is True:
-        return in_any(x, ANY_DEPTH)
+        return in_any(x)
     if schema is False:
         return False
     unknown = (set(schema) & VALIDATION_KEYWORDS) - KNOWN_KEYWORDS
@@ -1043,11 +1039,22 @@ def test_lenient_records_warnings():
     assert not any("multipleOf" in w for w in strict.warnings)
 
 
+def test_unconstrained_values_nest_to_any_depth():
+    """``{}`` and items without a schema are every JSON value, however deep (no narrowing)."""
+    tok = get_tok("smollm2")
+    g = tok.compiler.compile_json_schema({"type": "object", "properties": {"a": {}, "b": {"type": "array"}}})
+    assert not any("nest" in w for w in g.warnings), g.warnings
+    deep = nested(40, [1, {"x": None}])
+    for instance in ({"a": deep, "b": [deep, [[[[[[]]]]]]]}, {"a": [[[[[[[[[["s"]]]]]]]]]], "b": []}):
+        assert matcher_verdict(tok, g, tok.canonical(json.dumps(instance)), full_check=True)
+    for bad in ('{"a": [[[1]], "b": []}', '{"a": [[[1]]]], "b": []}', '{"a": {"k": [1,]}, "b": []}'):
+        assert not matcher_verdict(tok, g, tok.canonical(bad)), bad
+
+
 def test_narrowings_are_recorded_as_warnings():
     tok = get_tok("smollm2")
     g = tok.compiler.compile_json_schema({"type": "object", "properties": {"a": {}, "b": {}}})
     assert any("order" in w for w in g.warnings), g.warnings
-    assert any("nest" in w for w in g.warnings), g.warnings
     g = tok.compiler.compile_json_schema({"type": "string", "format": "uuid"})
     assert any("uuid" in w for w in g.warnings)
 
@@ -1119,14 +1126,55 @@ def test_anchors_are_scoped_to_their_resource():
 
 def test_recursion_without_a_context_free_form_is_unrolled():
     """A recursive reference intersected with another schema has no context-free form here: it
-    is unrolled instead (sound; the narrowing is recorded), never refused or crashed."""
+    is unrolled there (sound; the narrowing is recorded), never refused or crashed."""
     tok = get_tok("smollm2")
     schema = {"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}},
               "allOf": [{"$ref": "#/$defs/n"}, {"not": {"maxItems": 0}}]}
     grammar = tok.compiler.compile_json_schema(schema)
-    assert not isinstance(grammar, CompiledCFG)
     assert any("recursive" in w for w in grammar.warnings), grammar.warnings
     for x in ([[]], [[], [[]]], [], [1], [[1]]):
+        assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == validator(schema).is_valid(x), x
+
+
+def test_only_the_intersected_part_of_a_recursive_schema_is_unrolled():
+    """Recursion under an intersection is unrolled there alone: the rest of the grammar stays
+    exact at any depth."""
+    tok = get_tok("smollm2")
+    leaf = {"type": "array", "items": {"$ref": "#/$defs/leaf"}}
+    schema = {"$defs": {"leaf": leaf, "t": {"type": "object", "properties": {
+        "kids": {"type": "array", "items": {"$ref": "#/$defs/t"}},
+        "leaf": {"allOf": [{"$ref": "#/$defs/leaf"}, {"not": {"maxItems": 0}}]}}}},
+        "$ref": "#/$defs/t"}
+    grammar = tok.compiler.compile_json_schema(schema)
+    assert isinstance(grammar, CompiledCFG)
+    assert any("under an intersection" in w for w in grammar.warnings), grammar.warnings
+    deep: dict = {"leaf": [[]]}
+    for _ in range(12):
+        deep = {"kids": [deep, {}]}
+    for x in (deep, {"leaf": [[[]], []]}, {"leaf": []}, {"kids": [{"leaf": [1]}]}, {"kids": [{"leaf": [[], [[]]]}]}):
+        assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == validator(schema).is_valid(x), x
+
+
+def test_one_of_needs_no_intersection_between_disjoint_branches():
+    """``oneOf`` excludes only the branches an instance could also satisfy: here every pair is
+    told apart by type or by a required discriminator, so the recursive schema stays a grammar,
+    exact at any depth, with no narrowing."""
+    tok = get_tok("smollm2")
+    schema = {"$defs": {"node": {"oneOf": [
+        {"type": "string"},
+        {"type": "string", "pattern": "^[a-z]+$"},
+        {"type": "object", "required": ["type", "fields"], "properties": {
+            "type": {"enum": ["record"]}, "fields": {"type": "array", "items": {"$ref": "#/$defs/node"}}}},
+        {"type": "object", "required": ["items"], "additionalProperties": False, "properties": {
+            "items": {"$ref": "#/$defs/node"}}}]}},
+        "$ref": "#/$defs/node"}
+    grammar = tok.compiler.compile_json_schema(schema, property_order="any", strict_properties=False)
+    assert isinstance(grammar, CompiledCFG) and not grammar.warnings, grammar.warnings
+    deep: object = "A"
+    for i in range(10):
+        deep = {"type": "record", "fields": [deep, "B"]} if i % 2 else {"items": deep}
+    for x in (deep, "abc", "ABC", {"items": "abc"}, {"type": "record", "fields": ["x"]},
+              {"type": "record", "fields": [], "items": "A"}, {"items": {"items": "Q"}}):
         assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == validator(schema).is_valid(x), x
 
 
