@@ -448,7 +448,7 @@ class _SchemaCompiler:
         # as positive schemas where negate knows one, else outside the other polarity of the
         # branch (a superset where this is a subset)
         inverses = [negate(b) for b in schema[key]]
-        read = [self._resolved(b, recursive=True) for b in schema[key]]
+        read = [self._resolved(b, recursive=True) for b, _ in branches]  # merged with the siblings
         out = []
         for i, (b, bpath) in enumerate(branches):
             others = [j for j in range(len(branches)) if j != i and not self.disjoint(read[i], read[j])]

@@ -1178,6 +1178,20 @@ def test_one_of_needs_no_intersection_between_disjoint_branches():
         assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == validator(schema).is_valid(x), x
 
 
+def test_one_of_branches_told_apart_by_a_sibling_requirement():
+    """Branches discriminated by a property the siblings require (each branch only fixes its
+    value): exact, and every instance the validator accepts is accepted."""
+    tok = get_tok("smollm2")
+    schema = {"type": "object", "required": ["msg"], "properties": {"msg": {"type": "string"}},
+              "oneOf": [{"properties": {"msg": {"enum": ["open"]}, "n": {"type": "integer"}}, "required": ["n"]},
+                        {"properties": {"msg": {"enum": ["close"]}}},
+                        {"properties": {"msg": {"enum": ["open", "x"]}}, "required": ["k"]}]}
+    grammar = tok.compiler.compile_json_schema(schema, property_order="any", strict_properties=False)
+    for x in ({"msg": "open", "n": 1}, {"msg": "close"}, {"msg": "close", "n": 1}, {"msg": "x", "k": 0},
+              {"msg": "open", "n": 1, "k": 2}, {"msg": "open", "k": 2}, {"msg": "nope"}, {"n": 1}, {"msg": "open"}):
+        assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == validator(schema).is_valid(x), x
+
+
 def test_unrolled_retry_does_not_reuse_the_grammar_attempt():
     """The unrolled compile after a failed grammar attempt shares the store: its lazy object
     automata must not meet the attempt's (a regression: they did, and took its definitions)."""
