@@ -171,6 +171,8 @@ def run_one(model, tok, adapter, case, eos, max_pos, max_new_tokens, few_shot, e
         a = time.perf_counter_ns()
         try:
             grammar = adapter.compile_json_schema(case["schema"])
+        except MemoryError:
+            raise  # the worker is at its limit: it must be replaced (see worker.py)
         except Exception as e:
             rec.update(compiled=False, valid=False, status="compile_error",
                        compile_us=(time.perf_counter_ns() - a) / 1000, error=f"{type(e).__name__}: {e}"[:1000])

@@ -76,6 +76,8 @@ def run_case(adapter, tok, case: dict, emit=lambda m: None) -> dict:
     t0 = pc()
     try:
         g = adapter.compile_json_schema(case["schema"])
+    except MemoryError:
+        raise  # the worker is at its limit: it must be replaced, not go on to the next schema
     except Exception as e:  # the adapter's CompileError, or anything the engine raised
         msg = str(e) if isinstance(e, CompileError) else f"{type(e).__name__}: {e}"
         rec.update(status="compile_error", compile_us=(pc() - t0) / 1000, error=msg[:1000])
@@ -111,6 +113,8 @@ def run_case(adapter, tok, case: dict, emit=lambda m: None) -> dict:
                     break
             if accepted and not g.is_accepting():
                 accepted, reason, at = False, "not in an accepting state at the end", len(tokens)
+        except MemoryError:
+            raise
         except Exception as e:
             exceptions += 1
             accepted, reason = False, f"exception {type(e).__name__}: {e}"[:300]

@@ -36,6 +36,8 @@ def run_item(adapter, tok, task, emit) -> dict:
             g = adapter.compile_regex(task["source"])
         else:
             g = adapter.compile_json_schema(task["source"])
+    except MemoryError:
+        raise  # the worker is at its limit: it must be replaced (see worker.py)
     except Exception as e:
         return {"status": "compile_error", "error": f"{type(e).__name__}: {e}"[:300]}
     rec = {"status": "ok", "compile_us": (pc() - a) / 1000}

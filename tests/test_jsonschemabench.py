@@ -220,6 +220,8 @@ FAKE_ENGINES = textwrap.dedent('''
                 os.kill(os.getpid(), signal.SIGSEGV)
             if what == "refuse":
                 raise CompileError("refused")
+            if what == "oom":
+                raise MemoryError
             return _All(self.n_words)
 ''')
 
@@ -236,20 +238,22 @@ def test_isolation_timeout_crash_and_resume(tmp_path):
         cases = [{"id": f"S---{i}", "subset": "S", "schema": s, "tests": tests, "source": ""}
                  for i, s in enumerate([{"type": "object"}, {"x-fake": "hang"}, {"type": "object"},
                                         {"x-fake": "exit"}, {"x-fake": "segv"}, {"x-fake": "refuse"},
-                                        {"type": "object"}])]
+                                        {"x-fake": "oom"}, {"type": "object"}])]
         out = tmp_path / "r.jsonl"
         cfg = MaskbenchConfig(tokenizer=f"py:{mod}:FakeTokenizer", output=str(out), engines=["fake-test"],
                               compile_timeout=1.0, timeout=5.0, mem_limit_gb=8.0, progress=False)
         logs = []
         recs = run_maskbench(cases, cfg, log=logs.append)
         by = {r["schema_id"]: r for r in recs}
-        assert len(by) == 7
+        assert len(by) == 8
         assert by["S---1"]["status"] == "timeout" and by["S---1"]["phase"] == "compile"
         assert by["S---3"]["status"] == "crash" and "code 3" in by["S---3"]["error"]
         assert by["S---4"]["status"] == "crash" and "SIGSEGV" in by["S---4"]["error"]
         assert by["S---5"]["status"] == "compile_error" and "refused" in by["S---5"]["error"]
+        # out of memory: the worker is replaced, not left at its limit for the next schemas
+        assert by["S---6"]["status"] == "crash" and "MemoryError" in by["S---6"]["error"]
         # the fake accepts everything: valid instances pass, invalid ones are accepted
-        for sid in ("S---0", "S---2", "S---6"):  # the run went on after each failure
+        for sid in ("S---0", "S---2", "S---7"):  # the run went on after each failure
             assert by[sid]["status"] == "invalid_accepted"
             assert by[sid]["valid_ok"] == 1 and by[sid]["invalid_accepted"] == 1
             assert len(by[sid]["mask_us"]) > 0 and by[sid]["compile_us"] >= 0
@@ -257,8 +261,8 @@ def test_isolation_timeout_crash_and_resume(tmp_path):
         # resume: nothing is re-run, nothing duplicated
         n_lines = len(read_jsonl(str(out)))
         run_maskbench(cases, cfg, log=logs.append)
-        assert len(read_jsonl(str(out))) == n_lines == 7
-        assert any("resume: 7" in m for m in logs)
+        assert len(read_jsonl(str(out))) == n_lines == 8
+        assert any("resume: 8" in m for m in logs)
     finally:
         ENGINES.pop("fake-test", None)
 

@@ -248,6 +248,29 @@ def test_accept_bytes(name):
     assert m.accept_token(eos(c)) and m.is_terminated()
 
 
+def test_compile_cache_is_bounded_by_bytes():
+    """Cached grammars hold ``cache_bytes`` at most in all, counting what they built since."""
+    vocab = compiler("smollm2").vocab
+    size = constrain.Compiler(vocab).compile_regex("[0-9]+").approx_nbytes()
+    c = constrain.Compiler(vocab, cache_bytes=2 * size + size // 2)
+    a, b = c.compile_regex("[0-9]+"), c.compile_regex("[a-z]+")
+    assert c.compile_regex("[0-9]+") is a and c.compile_regex("[a-z]+") is b  # both fit
+    c.compile_regex("x")  # a third does not: the least recently used goes
+    assert c.compile_regex("[a-z]+") is b and c.compile_regex("[0-9]+") is not a
+    # masks and states built after caching count: a grammar grown past the budget goes too
+    g = c.compile_regex("[a-z]{0,50}")
+    m = g.matcher()
+    for ch in "abcdefghijklmnopqrstuvwxyz":
+        mask_of(m)
+        assert m.accept_bytes(ch.encode())
+    assert g.approx_nbytes() > c._cache_bytes
+    c.compile_regex("y")
+    assert c.compile_regex("[a-z]{0,50}") is not g
+    # a grammar over the budget on its own is returned but not kept
+    off = constrain.Compiler(vocab, cache_bytes=0)
+    assert off.compile_regex("[0-9]+") is not off.compile_regex("[0-9]+")
+
+
 @pytest.mark.parametrize("name", TOKENIZERS)
 def test_cache_hit_masks_identical(name):
     c = compiler(name)

@@ -1,5 +1,6 @@
-"""Our engine: ``constrain.Compiler(tokenizer)`` → ``compile_json_schema`` / ``compile_regex`` →
-``matcher()`` with ``fill_bitmask`` / ``accept_token`` / ``is_accepting`` / ``reset``.
+"""Our engine: ``constrain.Compiler(tokenizer, cache_size=0)`` → ``compile_json_schema`` /
+``compile_regex`` → ``matcher()`` with ``fill_bitmask`` / ``accept_token`` / ``is_accepting`` /
+``reset``.
 Any ``constrain.ConstrainError`` at compile time (``UnsupportedSchemaError`` naming the keyword,
 ``BudgetExceededError``, ...) is a compile error."""
 
@@ -38,7 +39,9 @@ class ConstrainAdapter(EngineAdapter):
     def setup(self):
         import constrain
 
-        kw = {}
+        # No compile cache, as for xgrammar: each schema is compiled once here, so cached grammars
+        # would only hold memory (and serve the corpus's duplicate schemas without compiling).
+        kw = {"cache_size": 0}
         if self.vocab_size != len(self.tokenizer):
             kw["logits_width"] = self.vocab_size
         if self.options.get("generation_config") is not None:
