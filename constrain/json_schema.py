@@ -197,8 +197,8 @@ def compile_schema(schema: dict | bool, store: TermStore, *, recursion: str = "g
             if compiler.bodies:
                 built = grammar_of(store, term, compiler.bodies, unroll=max_recursion)
                 grammar = built.grammar
-                if built.unrolled:
-                    compiler.note(f"recursive references under an intersection are unrolled {max_recursion} levels deep")
+                for where in built.unrolled:
+                    compiler.note(f"recursive references under {where} are unrolled {max_recursion} levels deep")
             return SchemaLanguage(term, sorted(compiler.warnings), compiler.json_char, grammar)
         except (NotContextFree, HoleReached):
             pass  # unrolled below, with the narrowing recorded

@@ -13,7 +13,8 @@ context-free (a tree schema nests without bound). There the compiler leaves a *h
 
 Intersections and complements of parts with holes have no context-free form in general: there
 the holes are unrolled ``unroll`` levels deep, which makes the part one hole-free term, a subset
-of its language, and the grammar says so (``SchemaGrammar.unrolled``). Recursion elsewhere stays
+of its language, and the grammar says so (``SchemaGrammar.unrolled``); so are holes in a lazy automaton too large
+to expand into rules. Recursion elsewhere stays
 exact.
 
 >>> from constrain.terms import TermStore
@@ -34,6 +35,7 @@ from .cfg.ir import Grammar, Lexeme, Rule
 from .terms import ALT_K, AND_K, CAT_K, EMPTY, EPS, HOLE_K, INF, LAZY_K, NOT_K, REP_K, TermStore
 
 MAX_RULES = 50_000  # a grammar past this (lazy automata expanded into rules) is not built
+MAX_LAZY_STATES = 256  # states of one lazy automaton (and those nested in it) expanded into rules
 MAX_COUNT = 32  # counted repetitions of a part with holes are unrolled up to this count
 
 
@@ -60,14 +62,21 @@ class NotContextFree(Exception):
 @dataclass(frozen=True)
 class SchemaGrammar:
     grammar: Grammar
-    unrolled: bool  # some intersection had its holes unrolled (a narrower language)
+    unrolled: tuple[str, ...]  # where holes were unrolled (a narrower language), if anywhere
+
+
+class _TooLarge(Exception):
+    """A lazy automaton has more states than MAX_LAZY_STATES to expand."""
 
 
 def grammar_of(store: TermStore, start: int, bodies: dict[Hashable, int], *, unroll: int = 4) -> SchemaGrammar:
     """The grammar whose start rule derives ``start``, holes standing for their ``bodies``;
-    holes under an intersection are unrolled ``unroll`` levels deep."""
+    holes under an intersection or a complement, or in a lazy automaton of more than
+    ``MAX_LAZY_STATES`` states (an object of many required members in any order: 2**n states,
+    one rule each), are unrolled ``unroll`` levels deep."""
     builder = _Builder(store, bodies, unroll)
-    return SchemaGrammar(builder.build(start), builder.unrolled_any)
+    grammar = builder.build(start)
+    return SchemaGrammar(grammar, tuple(sorted(builder.unrolled_in)))
 
 
 class _Builder:
@@ -75,7 +84,9 @@ class _Builder:
         self.st = store
         self.bodies = bodies
         self.unroll = unroll
-        self.unrolled_any = False
+        self.unrolled_in: set[str] = set()
+        self._lazy_left: int | None = None  # states the lazy automaton being expanded may still add
+        self._named_log: list[int] = []  # terms named, in order (to undo an expansion given up)
         self._unrolled: dict[tuple[int, int], int] = {}
         self._tag = store.fresh_key()  # keys of the unrolled lazy terms, unique to this builder
         self.holes = {key: f"h{i}" for i, key in enumerate(bodies)}
@@ -118,18 +129,46 @@ class _Builder:
             return self.sequence(self.spine(t))
         if t in self.named:
             return [self.named[t]]
-        name = self.named[t] = f"n{t}"
+        name = self.name(t)
         if k == ALT_K:
             for u in node[1]:
                 self.rule(name, self.symbols(u))
         elif k == REP_K:
             self.repetition(name, node[1], node[2], node[3])
         elif k == LAZY_K:
-            self.rule(name, self.symbols(st.definition(t)))
-        else:  # an intersection or a complement
-            self.unrolled_any = True
+            self.automaton(t, name)
+        else:
+            self.unrolled_in.add("an intersection or a complement")
             self.rule(name, self.symbols(self.unrolled(t, self.unroll)))
         return [name]
+
+    def name(self, t: int) -> str:
+        name = self.named[t] = f"n{t}"
+        self._named_log.append(t)
+        return name
+
+    def automaton(self, t: int, name: str) -> None:
+        """The rules of a lazy automaton's states; past MAX_LAZY_STATES, its holes are unrolled."""
+        if self._lazy_left is not None:  # inside the expansion of an enclosing automaton
+            self._lazy_left -= 1
+            if self._lazy_left < 0:
+                raise _TooLarge
+            self.rule(name, self.symbols(self.st.definition(t)))
+            return
+        rules, named = len(self.rules), len(self._named_log)
+        self._lazy_left = MAX_LAZY_STATES
+        try:
+            self.rule(name, self.symbols(self.st.definition(t)))
+        except _TooLarge:  # undo what the expansion added, and make the automaton one lexeme
+            del self.rules[rules:]
+            for u in self._named_log[named:]:
+                del self.named[u]
+            del self._named_log[named:]
+            self.unrolled_in.add("an object of many required members in any order")
+            self._lazy_left = None
+            self.rule(name, self.symbols(self.unrolled(t, self.unroll)))
+        finally:
+            self._lazy_left = None
 
     def unrolled(self, t: int, depth: int, positive: bool = True) -> int:
         """``t`` with each hole replaced by its body, ``depth`` holes deep, then by nothing where
@@ -214,7 +253,7 @@ class _Builder:
         if st.nullable[t]:
             if t in self.named:
                 return self.named[t]
-            name = self.named[t] = f"n{t}"
+            name = self.name(t)
             self.rule(name, [])
             nonempty = st.and_(t, st.not_(EPS))
             if not st.is_empty(nonempty):

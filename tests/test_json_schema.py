@@ -1155,6 +1155,22 @@ def test_only_the_intersected_part_of_a_recursive_schema_is_unrolled():
         assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == validator(schema).is_valid(x), x
 
 
+def test_recursion_through_an_object_of_many_required_members_in_any_order():
+    """Members in any order with n required names take 2**n automaton states: too many to expand
+    into grammar rules, so that object's recursion is unrolled (recorded) and it compiles fast."""
+    tok = get_tok("smollm2")
+    names = [f"k{i}" for i in range(12)]
+    node = {"type": "object", "required": names,
+            "properties": {**{n: {"type": "integer"} for n in names}, "next": {"$ref": "#/$defs/node"}}}
+    schema = {"$defs": {"node": node}, "type": "array", "items": {"$ref": "#/$defs/node"}}
+    grammar = tok.compiler.compile_json_schema(schema, property_order="any")
+    assert any("many required members" in w for w in grammar.warnings), grammar.warnings
+    leaf = {n: i for i, n in enumerate(reversed(names))}
+    for x in ([leaf, {**leaf, "next": leaf}], [{**leaf, "next": {**leaf, "next": leaf}}], [], [{"k0": 1}],
+              [{**leaf, "next": {"k1": 2}}], [{**leaf, "k3": "x"}]):
+        assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == validator(schema).is_valid(x), x
+
+
 def test_one_of_needs_no_intersection_between_disjoint_branches():
     """``oneOf`` excludes only the branches an instance could also satisfy: here every pair is
     told apart by type or by a required discriminator, so the recursive schema stays a grammar,
