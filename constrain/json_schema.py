@@ -419,8 +419,17 @@ class _SchemaCompiler:
         so that one builder sees every constraint, else intersected as languages."""
         acc = base
         separate = []
-        for sub, sub_path in parts:
+        todo = list(reversed(parts))
+        while todo:
+            sub, sub_path = todo.pop()
             sub = self._resolved(sub)
+            if isinstance(sub, dict) and "allOf" in sub and not _UNEVALUATED & sub.keys():
+                # its own allOf flattened: each piece merges on its own (exact: conjunction is
+                # associative; unevaluated* would see the pieces' annotations, so those stay whole)
+                pieces = [(_without(sub, "allOf"), sub_path)]
+                pieces += [(b, f"{sub_path}/allOf/{i}") for i, b in enumerate(sub["allOf"])]
+                todo += reversed(pieces)
+                continue
             m = merge(acc, sub)
             if isinstance(m, dict) and "allOf" in m and _both_any_of(acc, sub):
                 m = _distributed(acc, sub)  # two anyOfs: one anyOf of their merged pairs
@@ -428,7 +437,10 @@ class _SchemaCompiler:
                 separate.append((sub, sub_path))
             else:
                 acc = m
-        return self.st.and_(self.value(acc, path), *[self.value(b, p) for b, p in separate])
+        terms = [self.value(b, p) for b, p in separate]
+        if not terms or acc is not True and (not isinstance(acc, dict) or _VALIDATION & acc.keys()):
+            terms.append(self.value(acc, path))  # (what constrains nothing adds nothing)
+        return self.st.and_(*terms)
 
     def any_of(self, schema: dict, path: str) -> int:
         st = self.st
@@ -448,7 +460,7 @@ class _SchemaCompiler:
         # as positive schemas where negate knows one, else outside the other polarity of the
         # branch (a superset where this is a subset)
         inverses = [negate(b) for b in schema[key]]
-        read = [self._resolved(b, recursive=True) for b, _ in branches]  # merged with the siblings
+        read = [self._read(b) for b, _ in branches]  # merged with the siblings
         out = []
         for i, (b, bpath) in enumerate(branches):
             others = [j for j in range(len(branches)) if j != i and not self.disjoint(read[i], read[j])]
@@ -495,6 +507,19 @@ class _SchemaCompiler:
             if va is not None and vb is not None and not any(equal(x, y) for x in va for y in vb):
                 return True
         return False
+
+    def _read(self, schema, depth: int = 0):
+        """``schema`` resolved and with its ``allOf`` merged in where that is exact: to read its
+        constraints (``disjoint``), not to compile it."""
+        schema = self._resolved(schema, recursive=True)
+        if not isinstance(schema, dict) or "allOf" not in schema or depth > 8:
+            return schema
+        acc = _without(schema, "allOf")
+        for part in schema["allOf"]:
+            acc = merge(acc, self._read(part, depth + 1))
+            if acc is None or isinstance(acc, dict) and "allOf" in acc:
+                return schema
+        return acc
 
     def _resolved(self, schema, recursive: bool = False):
         """``schema`` with its ``$ref``s replaced by their targets (merged with the siblings);
@@ -1178,6 +1203,9 @@ def _distributed(a: dict, b: dict) -> dict | None:
     if not isinstance(base, dict) or "allOf" in base or any(p is None for p in pairs):
         return None
     return {**base, "anyOf": pairs}
+
+
+_UNEVALUATED = {"unevaluatedProperties", "unevaluatedItems"}
 
 
 def _forbids(schema: dict, name: str) -> bool:
