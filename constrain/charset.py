@@ -7,6 +7,7 @@ Surrogates (U+D800..U+DFFF) are never part of a set: they cannot be encoded in U
 from __future__ import annotations
 
 import functools
+import re
 
 CharSet = tuple[tuple[int, int], ...]
 
@@ -93,20 +94,11 @@ _PREDICATE_LIMIT = 0x40000
 
 @functools.lru_cache(maxsize=None)
 def _predicate_sets() -> dict[str, CharSet]:
-    """Code points for which Python's ``re`` matches \\d, \\w, \\s in str patterns, in one pass."""
-    found: dict[str, list] = {"decimal": [], "word": [], "space": []}
-    starts: dict[str, int | None] = dict.fromkeys(found)
-    for cp in range(_PREDICATE_LIMIT + 1):
-        c = chr(cp) if cp < _PREDICATE_LIMIT and not 0xD800 <= cp <= 0xDFFF else ""
-        flags = {"decimal": c.isdecimal(), "word": c.isalnum() or c == "_", "space": c.isspace()} if c \
-            else dict.fromkeys(found, False)
-        for name, ok in flags.items():
-            if ok and starts[name] is None:
-                starts[name] = cp
-            elif not ok and starts[name] is not None:
-                found[name].append((starts[name], cp - 1))
-                starts[name] = None
-    return {name: normalize(ranges) for name, ranges in found.items()}
+    """Code points for which Python's ``re`` matches \\d, \\w, \\s in str patterns: ``re`` itself
+    scans them (in C: more than twice as fast as testing each character in Python)."""
+    text = "".join(map(chr, range(_PREDICATE_LIMIT)))
+    return {name: normalize((m.start(), m.end() - 1) for m in re.finditer(rx, text))
+            for name, rx in (("decimal", r"\d+"), ("word", r"\w+"), ("space", r"\s+"))}
 
 
 def _predicate_set(name: str) -> CharSet:

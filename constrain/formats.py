@@ -9,6 +9,8 @@ say so in ``SUBSET_FORMATS``; everything generated is valid.
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 import re
 
 from jsonschema import FormatChecker
@@ -208,8 +210,11 @@ def _color() -> list[tuple[str, str]] | None:
     names = webcolors.names("css3")
     targets = set("".join(names)) | set("#0123456789abcdef\n")
     preimages: dict[str, list[str]] = {}
-    for cp in range(0x110000):
-        c = chr(cp)
+    # A character qualifies only if it is a target or lower() changes it: those are found at C speed
+    # (a Python loop over every code point took most of a second).
+    chars = list(map(chr, range(0x110000)))
+    changed = itertools.compress(chars, map(operator.ne, chars, map(str.lower, chars)))
+    for c in sorted(targets.union(changed)):
         low = c.lower()
         if all(x in targets for x in low):
             if len(low) != 1:  # none in this Python's Unicode; refuse rather than guess

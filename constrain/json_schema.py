@@ -234,6 +234,7 @@ class _SchemaCompiler:
         # (the operands of complements); narrowings apply only to subsets, refusals only to subsets.
         self.over = False
         self._memo: dict[tuple, tuple[dict, int]] = {}
+        self._strings: dict[str, int] = {}
         st = store
         if whitespace == "flexible":
             ws = st.rep(st.byte_set(_mask(b" \t\n\r")), 0, max_whitespace)
@@ -592,8 +593,12 @@ class _SchemaCompiler:
 
     def string_literal(self, s: str) -> int:
         """The JSON texts of the string ``s``: each character raw or in any escape form."""
-        st = self.st
-        return st.seq(st.literal(b'"'), *[self.low.char(ord(c), Encoding.JSON) for c in s], st.literal(b'"'))
+        got = self._strings.get(s)
+        if got is None:  # memoized: names recur (as members, as undeclared-key exclusions, in enums)
+            st = self.st
+            got = self._strings[s] = st.seq(st.literal(b'"'), *[self.low.char(ord(c), Encoding.JSON) for c in s],
+                                            st.literal(b'"'))
+        return got
 
     # -- scalars ----------------------------------------------------------------------------------
     def number(self, schema: dict, path: str, integer: bool) -> int:
@@ -893,8 +898,16 @@ class _SchemaCompiler:
         holes = any(st.has_hole[m] for _, m, _ in members) or any(st.has_hole[t] for _, t in extras)
         tag = ("object", st.fresh_key())
 
+        needs: dict[frozenset, set | None] = {}
+
         def needed(seen: frozenset) -> set | None:
-            """The names a completion must still write (None if one cannot be written)."""
+            """The names a completion must still write (None if one cannot be written); callers
+            only read it, so it is memoized (asked for every state and move)."""
+            if seen not in needs:
+                needs[seen] = _needed(seen)
+            return needs[seen]
+
+        def _needed(seen: frozenset) -> set | None:
             need, todo = set(required), list(seen | required)
             while todo:
                 for dep in rules.get(todo.pop(), ()):

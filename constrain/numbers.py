@@ -59,6 +59,7 @@ class NumberTerms:
         self.natural = st.alt(st.literal(b"0"), st.seq(self.nonzero, self.digits))
         self.fraction = st.seq(st.literal(b"."), st.rep(self.digit, 1))
         self.zero_fraction = st.seq(st.literal(b"."), st.rep(st.literal(b"0"), 1))
+        self._multiples: dict[tuple[MultipleStep, int], int] = {}
 
     def _digit_above(self, d: str) -> int:
         return self.st.byte_range(ord(d) + 1, 0x39) if d < "9" else EMPTY
@@ -152,6 +153,12 @@ class NumberTerms:
         remainder of N with the unread digits zero and their count. Raises ``MultipleRefused`` past
         ``budget`` states.
         """
+        got = self._multiples.get((step, budget))
+        if got is None:  # memoized: the branches of a schema repeat their multipleOf (anyOf distributes it)
+            got = self._multiples[step, budget] = self._build_multiples(step, budget)
+        return got
+
+    def _build_multiples(self, step: MultipleStep, budget: int) -> int:
         st = self.st
         s, scale, int_digits = step.modulus, step.scale, step.int_digits
         if int_digits < 1:

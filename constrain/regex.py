@@ -72,6 +72,7 @@ being the ends of the string.
 from __future__ import annotations
 
 import enum
+import functools
 
 from . import charset as cs
 from .errors import RegexError
@@ -100,6 +101,7 @@ class Lowering:
         self.unicode_escapes = unicode_escapes
         self._sets: dict[tuple, int] = {}
         self._chars: dict[tuple, int] = {}
+        self._patterns: dict[tuple, int] = {}  # a schema repeats its patterns and formats
 
     def charset(self, s: cs.CharSet, encoding: Encoding) -> int:
         key = (s, encoding)
@@ -133,8 +135,7 @@ class Lowering:
 
     def _utf8(self, s: cs.CharSet) -> int:
         st = self.store
-        seqs = cs.utf8_sequences(s)
-        return st.alt(*[st.seq(*[st.byte_range(lo, hi) for lo, hi in seq]) for seq in seqs])
+        return st.alt(*[st.seq(*map(st.byte_set, seq)) for seq in _utf8_masks(s)])
 
     def _u_escapes(self, s: cs.CharSet) -> int:
         """``\\uXXXX`` (hex digits in either case) for the BMP code points of ``s``, and
@@ -163,7 +164,7 @@ class Lowering:
     def _hex4(self, lo: int, hi: int) -> int:
         """Four hex digits (either case) spelling a number in [lo, hi]."""
         st = self.store
-        return st.alt(*[st.seq(*[_hex_digits(st, a, b) for a, b in seq]) for seq in _digit_ranges(lo, hi, 4)])
+        return st.alt(*[st.seq(*map(st.byte_set, seq)) for seq in _hex4_masks(lo, hi)])
 
     # -- AST -> term ------------------------------------------------------------------------------
     def node(self, node: tuple, encoding: Encoding, pattern: str) -> int:
@@ -188,19 +189,31 @@ class Lowering:
         the ends of the match see the ends of the string, as in ``re.fullmatch``. Otherwise (a
         lexer's terminal, matched inside a longer text) they raise ``RegexError``.
         """
-        root = parse(pattern)
-        if not _has_assertion(root):
-            return self.node(root, encoding, pattern)
-        return _Context(self, encoding, pattern, root, "fullmatch", strict=not whole_string).term()
+        key = ("fullmatch", pattern, encoding, whole_string)
+        got = self._patterns.get(key)
+        if got is None:
+            root = parse(pattern)
+            if not _has_assertion(root):
+                got = self.node(root, encoding, pattern)
+            else:
+                got = _Context(self, encoding, pattern, root, "fullmatch", strict=not whole_string).term()
+            self._patterns[key] = got
+        return got
 
     def search(self, pattern: str, encoding: Encoding = Encoding.JSON) -> int:
         """The term of strings ``s`` with ``re.search(pattern, s)``."""
-        root = parse(pattern)
-        if not _has_assertion(root):
-            st = self.store
-            anything = st.star(self.charset(cs.ANY, encoding))
-            return st.seq(anything, self.node(root, encoding, pattern), anything)
-        return _Context(self, encoding, pattern, root, "search").term()
+        key = ("search", pattern, encoding)
+        got = self._patterns.get(key)
+        if got is None:
+            root = parse(pattern)
+            if not _has_assertion(root):
+                st = self.store
+                anything = st.star(self.charset(cs.ANY, encoding))
+                got = st.seq(anything, self.node(root, encoding, pattern), anything)
+            else:
+                got = _Context(self, encoding, pattern, root, "search").term()
+            self._patterns[key] = got
+        return got
 
 
 # Context states (see the module docstring). L: _BOS, a class index, or None (not tracked).
@@ -720,9 +733,22 @@ def _digit_ranges(lo: int, hi: int, width: int) -> list[list[tuple[int, int]]]:
     return out + tail
 
 
-def _hex_digits(st: TermStore, a: int, b: int) -> int:
+@functools.lru_cache(maxsize=4096)
+def _hex4_masks(lo: int, hi: int) -> tuple[tuple[int, ...], ...]:
+    """Four hex digits (either case) spelling a number in [lo, hi], as sequences of byte masks
+    (the same in every store: computed once)."""
+    return tuple(tuple(_hex_digits(a, b) for a, b in seq) for seq in _digit_ranges(lo, hi, 4))
+
+
+def _hex_digits(a: int, b: int) -> int:
     mask = 0
     for d in range(a, b + 1):
         for ch in {f"{d:x}", f"{d:X}"}:
             mask |= 1 << ord(ch)
-    return st.byte_set(mask)
+    return mask
+
+
+@functools.lru_cache(maxsize=4096)
+def _utf8_masks(s: cs.CharSet) -> tuple[tuple[int, ...], ...]:
+    """The UTF-8 encodings of ``s`` as sequences of byte masks (the same in every store: computed once)."""
+    return tuple(tuple(((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1) for lo, hi in seq) for seq in cs.utf8_sequences(s))

@@ -55,6 +55,12 @@ def parse(pattern: str) -> tuple:
     """Parse ``pattern`` into an AST; raise ``RegexError`` on bad or unsupported syntax."""
     if not isinstance(pattern, str):
         raise RegexError(f"pattern must be a string, not {type(pattern).__name__}")
+    return _parse(pattern)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(pattern: str) -> tuple:
+    """The AST (immutable tuples, so shared): formats and common patterns recur across schemas."""
     return _Parser(pattern).parse()
 
 

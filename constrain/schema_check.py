@@ -52,62 +52,73 @@ _SHAPES = {
 
 def check_schema(schema: Any, path: str = "#") -> None:
     """Raise ``SchemaError`` naming the JSON pointer of the first malformed keyword."""
-    stack = [(schema, path)]
+    # where a node is: None at the root, else (its parent's place, key or index), spelled out only
+    # for an error (formatting a pointer for every keyword took a fifth of the walk)
+    stack: list[tuple[Any, Any]] = [(schema, None)]
     while stack:
         node, where = stack.pop()
         if isinstance(node, bool):
             continue
         if not isinstance(node, dict):
-            raise SchemaError(f"a schema must be an object or a boolean, not {type(node).__name__}", where)
-        if where != path and isinstance(node.get("$schema"), str) and validator_for(node, default=_LATEST) is not _LATEST:
+            raise SchemaError(f"a schema must be an object or a boolean, not {type(node).__name__}",
+                              _pointer(path, where))
+        if where is not None and isinstance(node.get("$schema"), str) and validator_for(node, default=_LATEST) is not _LATEST:
             continue  # read by an older draft's rules: checked as translated (constrain.schema_dialects)
         for key, value in node.items():
             shape = _SHAPES.get(key)
             if shape is None:
                 continue
-            at = f"{where}/{_escape(key)}"
+            at = (where, key)
             if shape == _SCHEMA:
                 stack.append((value, at))
             elif shape == _SCHEMA_LIST:
                 if not isinstance(value, list) or not value:
-                    raise SchemaError(f"{key!r} must be a non-empty array of schemas", at)
-                stack.extend((v, f"{at}/{i}") for i, v in enumerate(value))
+                    raise SchemaError(f"{key!r} must be a non-empty array of schemas", _pointer(path, at))
+                stack.extend((v, (at, i)) for i, v in enumerate(value))
             elif shape == _SCHEMA_MAP:
                 if not isinstance(value, dict):
-                    raise SchemaError(f"{key!r} must be an object of schemas", at)
-                stack.extend((v, f"{at}/{_escape(k)}") for k, v in value.items())
+                    raise SchemaError(f"{key!r} must be an object of schemas", _pointer(path, at))
+                stack.extend((v, (at, k)) for k, v in value.items())
             elif shape == _NON_NEGATIVE:
                 if not _is_integer(value) or value < 0:
-                    raise SchemaError(f"{key!r} must be a non-negative integer, not {value!r}", at)
+                    raise SchemaError(f"{key!r} must be a non-negative integer, not {value!r}", _pointer(path, at))
             elif shape == _NUMBER:
                 if not _is_number(value):
-                    raise SchemaError(f"{key!r} must be a number, not {value!r}", at)
+                    raise SchemaError(f"{key!r} must be a number, not {value!r}", _pointer(path, at))
             elif shape == _POSITIVE:
                 if not _is_number(value) or value <= 0:
-                    raise SchemaError(f"{key!r} must be a number greater than 0, not {value!r}", at)
+                    raise SchemaError(f"{key!r} must be a number greater than 0, not {value!r}", _pointer(path, at))
             elif shape == _STRING:
                 if not isinstance(value, str):
-                    raise SchemaError(f"{key!r} must be a string, not {value!r}", at)
+                    raise SchemaError(f"{key!r} must be a string, not {value!r}", _pointer(path, at))
             elif shape == _STRING_LIST:
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value) \
                         or len(set(value)) != len(value):
-                    raise SchemaError(f"{key!r} must be an array of unique strings", at)
+                    raise SchemaError(f"{key!r} must be an array of unique strings", _pointer(path, at))
             elif shape == _BOOL:
                 if not isinstance(value, bool):
-                    raise SchemaError(f"{key!r} must be a boolean, not {value!r}", at)
+                    raise SchemaError(f"{key!r} must be a boolean, not {value!r}", _pointer(path, at))
             elif shape == _ARRAY:
                 if not isinstance(value, list):
-                    raise SchemaError(f"{key!r} must be an array", at)
+                    raise SchemaError(f"{key!r} must be an array", _pointer(path, at))
             elif shape == _TYPE:
                 names = [value] if isinstance(value, str) else value
                 if not isinstance(names, list) or not names or not all(isinstance(t, str) for t in names) \
                         or len(set(names)) != len(names) or not set(names) <= _TYPE_NAMES:
                     raise SchemaError(f"'type' must be one of {sorted(_TYPE_NAMES)} or a non-empty array of "
-                                      f"them, not {value!r}", at)
+                                      f"them, not {value!r}", _pointer(path, at))
             elif shape == _DEPENDENCIES:
                 if not isinstance(value, dict) or not all(
                         isinstance(v, list) and all(isinstance(s, str) for s in v) for v in value.values()):
-                    raise SchemaError(f"{key!r} must map names to arrays of strings", at)
+                    raise SchemaError(f"{key!r} must map names to arrays of strings", _pointer(path, at))
+
+
+def _pointer(root: str, where: Any) -> str:
+    parts = []
+    while where is not None:
+        where, step = where
+        parts.append(_escape(step))
+    return "/".join([root, *reversed(parts)])
 
 
 def _is_integer(value: Any) -> bool:

@@ -268,8 +268,9 @@ class LinkedSchema:
         own = dialect(sub, cls)
         if own is LATEST and cls is not LATEST:  # back to draft 2020-12: the root's check skipped it
             check_schema(sub, path)
-        try:
-            inner = resolver.in_subresource(specification(cls).create_resource(sub))
+        spec = specification(cls)
+        try:  # without an identifier the base stays (in_subresource's own shortcut, minus a Resource)
+            inner = resolver if spec.id_of(sub) is None else resolver.in_subresource(spec.create_resource(sub))
         except (AttributeError, TypeError):
             raise SchemaError("identifiers ($id, id) must be strings", path) from None
         if how == "either":
@@ -418,9 +419,13 @@ def _index(doc: Any, prefix: str, out: dict[int, str]) -> None:
         node, pointer = stack.pop()
         if isinstance(node, dict):
             out.setdefault(id(node), prefix + pointer)
-            stack.extend((v, f"{pointer}/{_escape(k)}") for k, v in node.items())
+            items = node.items()
         elif isinstance(node, list):
-            stack.extend((v, f"{pointer}/{i}") for i, v in enumerate(node))
+            items = enumerate(node)
+        else:
+            continue
+        # only containers hold objects: no pointer is spelled for the (many) scalars
+        stack.extend((v, f"{pointer}/{_escape(k)}") for k, v in items if isinstance(v, (dict, list)))
 
 
 def _escape(name: str) -> str:

@@ -46,6 +46,7 @@ class TermStore:
         self._deriv: dict[tuple[int, int], int] = {}
         self._classes: dict[int, tuple[int, ...]] = {}
         self._cap: dict[tuple[int, int], int] = {}
+        self._literals: dict[bytes, int] = {}
         self._empty: dict[int, bool] = {}
         self._definitions: dict[int, Callable[[], int] | int] = {}  # LAZY terms: how to build, or built
         self._lazy_empty: dict[int, Callable[[], bool]] = {}
@@ -61,14 +62,20 @@ class TermStore:
     def _intern(self, node: tuple, nullable: bool, has_bool: bool) -> int:
         tid = self.index.get(node)
         if tid is None:
-            tid = len(self.nodes)
-            self.nodes.append(node)
-            self.nullable.append(nullable)
-            self.has_bool.append(has_bool)
-            self.first.append(self._first_of(node))
-            self.min_len.append(self._min_len_of(node))
-            self.has_hole.append(self._has_hole_of(node))
-            self.index[node] = tid
+            tid = self._add(node, nullable, has_bool, self._first_of(node), self._min_len_of(node),
+                            self._has_hole_of(node))
+        return tid
+
+    def _add(self, node: tuple, nullable: bool, has_bool: bool, first: int, min_len: int, has_hole: bool) -> int:
+        """Append a node not interned yet (the hot constructors compute its attributes inline)."""
+        tid = len(self.nodes)
+        self.nodes.append(node)
+        self.nullable.append(nullable)
+        self.has_bool.append(has_bool)
+        self.first.append(first)
+        self.min_len.append(min_len)
+        self.has_hole.append(has_hole)
+        self.index[node] = tid
         return tid
 
     def _first_of(self, node: tuple) -> int:
@@ -134,15 +141,22 @@ class TermStore:
     def byte_set(self, mask: int) -> int:
         if mask == 0:
             return EMPTY
-        return self._intern((BYTES_K, mask), False, False)
+        node = (BYTES_K, mask)
+        tid = self.index.get(node)
+        if tid is None:
+            tid = self._add(node, False, False, mask, 1, False)
+        return tid
 
     def byte_range(self, lo: int, hi: int) -> int:
         return self.byte_set(((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1))
 
     def literal(self, data: bytes) -> int:
-        t = EPS
-        for b in reversed(data):
-            t = self.cat(self.byte_set(1 << b), t)
+        t = self._literals.get(data)
+        if t is None:  # memoized: the same keys and punctuation are spelled all over a schema
+            t = EPS
+            for b in reversed(data):
+                t = self.cat(self.byte_set(1 << b), t)
+            self._literals[data] = t
         return t
 
     def cat(self, a: int, b: int) -> int:
@@ -154,13 +168,28 @@ class TermStore:
             return a
         # Concatenations stay tree-shaped: flattening would make building a large schema
         # quadratic (and deeply recursive); derivatives need no particular bracketing.
-        return self._intern((CAT_K, a, b), self.nullable[a] and self.nullable[b],
-                            self.has_bool[a] or self.has_bool[b])
+        node = (CAT_K, a, b)
+        tid = self.index.get(node)
+        if tid is None:  # the node built most: its attributes inline (as _first_of and co. compute them)
+            nullable = self.nullable[a]
+            first = self.first[a] | self.first[b] if nullable else self.first[a]
+            tid = self._add(node, nullable and self.nullable[b], self.has_bool[a] or self.has_bool[b], first,
+                            min(self.min_len[a] + self.min_len[b], _FAR), self.has_hole[a] or self.has_hole[b])
+        return tid
 
     def seq(self, *parts: int) -> int:
         t = EPS
+        index = self.index
         for p in reversed(parts):
-            t = self.cat(p, t)
+            if p == EMPTY:
+                return EMPTY
+            if p == EPS:
+                continue
+            if t == EPS:
+                t = p
+                continue
+            got = index.get((CAT_K, p, t))  # cat's lookup inline: most are hits
+            t = self.cat(p, t) if got is None else got
         return t
 
     def alt(self, *ts: int) -> int:
@@ -184,9 +213,16 @@ class TermStore:
             return EMPTY
         if len(items) == 1:
             return next(iter(items))
-        key = tuple(sorted(items))
-        return self._intern((ALT_K, key), any(self.nullable[t] for t in key),
-                            any(self.has_bool[t] for t in key))
+        node = (ALT_K, tuple(sorted(items)))
+        tid = self.index.get(node)
+        if tid is None:  # attributes computed only for a new node
+            key = node[1]
+            first = 0
+            for t in key:
+                first |= self.first[t]
+            tid = self._add(node, any(self.nullable[t] for t in key), any(self.has_bool[t] for t in key), first,
+                            min(self.min_len[t] for t in key), any(self.has_hole[t] for t in key))
+        return tid
 
     def and_(self, *ts: int) -> int:
         items: set[int] = set()
@@ -202,8 +238,11 @@ class TermStore:
             return EPS if all(self.nullable[t] for t in items) else EMPTY
         if len(items) == 1:
             return next(iter(items))
-        key = tuple(sorted(items))
-        return self._intern((AND_K, key), all(self.nullable[t] for t in key), True)
+        node = (AND_K, tuple(sorted(items)))
+        tid = self.index.get(node)
+        if tid is None:
+            tid = self._intern(node, all(self.nullable[t] for t in node[1]), True)
+        return tid
 
     def not_(self, a: int) -> int:
         node = self.nodes[a]
