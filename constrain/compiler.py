@@ -25,11 +25,6 @@ if TYPE_CHECKING:
 
 _GBNF_RULE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9_-]*\s*::=", re.MULTILINE)
 
-# Estimated bytes per term of a TermStore: the node tuple, its index entry, the per-term lists and
-# the memoized derivatives and byte classes (450-700 measured on GitHub schemas, where a compiled
-# schema holds from a few thousand terms to over a million).
-_TERM_BYTES = 640
-
 
 class CompiledGrammar:
     """An immutable constraint bound to a vocabulary. Thread-safe; share it across sequences.
@@ -104,7 +99,7 @@ class CompiledGrammar:
 
     def approx_nbytes(self) -> int:
         """Estimated memory held: term store, DFA table and cached masks (all grow with use)."""
-        return (len(self.store) * _TERM_BYTES + self.dfa.table.nbytes
+        return (self.store.approx_nbytes() + self.dfa.table.nbytes
                 + len(self._masks) * self.trie.num_words * 4)
 
     def __repr__(self) -> str:
@@ -147,7 +142,7 @@ class Compiler:
             # Bounded by bytes, not just by count: a compiled schema holds from kilobytes to
             # hundreds of megabytes, and grows as it is used, so sizes are taken afresh at each
             # insertion. One over the budget on its own is returned but not kept.
-            sizes = [_approx_nbytes(g) for g in self._cache.values()]  # oldest first
+            sizes = [g.approx_nbytes() for g in self._cache.values()]  # oldest first
             total = sum(sizes)
             for size in sizes:
                 if len(self._cache) <= self._cache_size and total <= self._cache_bytes:
@@ -232,13 +227,3 @@ class Compiler:
 
         return self._cached(key, build)
 
-
-def _approx_nbytes(grammar: "CompiledGrammar | CompiledCFG") -> int:
-    """Estimated memory held by a compiled grammar, for the cache budget."""
-    if isinstance(grammar, CompiledGrammar):
-        return grammar.approx_nbytes()
-    # A CompiledCFG: the term store and tables of its lexer automata (its charts, token segments
-    # and at most ``mask_lru_size`` recent masks are not counted).
-    lexer = grammar.lexer
-    terms = len(lexer.dfas[0].store) if lexer.dfas else 0
-    return terms * _TERM_BYTES + lexer.table.nbytes + sum(d.table.nbytes for d in lexer.dfas)

@@ -271,6 +271,19 @@ def test_compile_cache_is_bounded_by_bytes():
     assert off.compile_regex("[0-9]+") is not off.compile_regex("[0-9]+")
 
 
+def test_grammar_size_estimate_grows_with_use():
+    """A context-free grammar's estimate counts what it builds as it is used (masks, lexical
+    paths, lexer states), so the byte-bounded cache sees it."""
+    c = compiler("smollm2")
+    g = c.compile_lark('start: "[" (item ("," item)*)? "]"\nitem: /[a-z]+/ | start')
+    before = g.approx_nbytes()
+    m = g.matcher()
+    for ch in "[ab,[c,[d]],e]":
+        mask_of(m)
+        assert m.accept_bytes(ch.encode())
+    assert g.approx_nbytes() > before + 4 * g.eos_only_mask.nbytes
+
+
 @pytest.mark.parametrize("name", TOKENIZERS)
 def test_cache_hit_masks_identical(name):
     c = compiler(name)

@@ -268,6 +268,22 @@ def test_compilation_runs_off_the_engine_thread_and_is_shared():
     assert len(slow.threads) == 1 and p.num_compile_waits == waits
 
 
+def test_grammar_cache_is_bounded_by_bytes():
+    """The plugin keeps compiled grammars within ``cache_bytes`` (estimates taken afresh at each
+    new compile; one still compiling counts from the next): past it, the least recently used go."""
+    p = _proc()
+    key = lambda pattern: ("regex", pattern, None)  # noqa: E731
+    first = p._grammar_future(key("ab")).result()
+    p.cache_bytes = first.approx_nbytes() * 2 + first.approx_nbytes() // 2
+    p._grammar_future(key("ba")).result()
+    p._grammar_future(key("aab")).result()
+    assert p._grammar_future(key("ab")).result() is first and p.num_compiles == 3
+    p._grammar_future(key("bb")).result()  # three done and over the budget: "ba", the least recent, goes
+    assert p._grammar_future(key("ab")).result() is first and p.num_compiles == 4
+    p._grammar_future(key("ba")).result()
+    assert p.num_compiles == 5
+
+
 def test_padded_logits_columns_are_masked():
     p = _proc()
     p.update_state(_upd(1, added=[(0, _params(regex="[a-c]"), None, [])]))

@@ -79,7 +79,7 @@ class CompiledCFG:
         self.warnings = warnings
         self.grammar = grammar.validate()
         self.table = ParseTable(self.grammar)
-        store = TermStore() if store is None else store
+        store = self.store = TermStore() if store is None else store
         self.lexer = Lexer(store, [lexeme_term(store, grammar.lexemes[n]) for n in self.table.lexeme_names])
         self.ignore = self.table.ignore
         self._self_closed = frozenset(i for i in self.ignore if _closed_under_concatenation(store, self.lexer.dfas[i].term_of[self.lexer.dfas[i].start]))
@@ -155,6 +155,19 @@ class CompiledCFG:
                     self._recent_masks.move_to_end(key)
             state.mask = mask
         return mask
+
+    def approx_nbytes(self) -> int:
+        """Estimated memory held: the lexemes' term store and automata, the recent masks, and the
+        token sets of the lexical paths walked (charts are a bounded table, not counted)."""
+        with self._lock:  # the caches grow under it
+            segments, stack = 0, list(self._roots.values())
+            while stack:
+                seg = stack.pop()
+                segments += seg.tokens.nbytes
+                stack += seg.children.values()
+            masks = len(self._recent_masks) * self.eos_only_mask.nbytes
+        return (self.store.approx_nbytes() + self.lexer.table.nbytes
+                + sum(d.table.nbytes for d in self.lexer.dfas) + masks + segments)
 
     def matcher(self):
         from ..matcher import Matcher

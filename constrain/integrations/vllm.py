@@ -164,6 +164,13 @@ def constraint_from_params(params: Any) -> tuple | None:
     return (kind, text, syntax)
 
 
+def _size_of(fut: Future) -> int:
+    """Estimated memory of a compiled grammar (0 while compiling, or if compiling failed)."""
+    if not fut.done() or fut.exception() is not None:
+        return 0
+    return fut.result().approx_nbytes()
+
+
 def _compile(compiler, key: tuple):
     kind, text, syntax = key
     if kind == "json_schema":
@@ -278,8 +285,10 @@ class ConstrainLogitsProcessor(*_BASES):  # type: ignore[misc]
 
     #: threads compiling grammars (compiles are short and mostly hold the GIL: one is enough)
     compile_workers = 1
-    #: compiled grammars kept (by constraint content) across requests
+    #: compiled grammars kept (by constraint content) across requests, together holding about
+    #: ``cache_bytes`` at most (``approx_nbytes``: a grammar grows as it is used)
     cache_size = 256
+    cache_bytes = 512 << 20
 
     def __init__(self, vllm_config: Any, device_or_state: Any = None, is_pin_memory: bool = False):
         self._v2 = (
@@ -545,8 +554,13 @@ class ConstrainLogitsProcessor(*_BASES):  # type: ignore[misc]
                                                     thread_name_prefix="constrain-compile")
             fut = self._executor.submit(self._build_grammar, key)
             self._grammars[key] = fut
-            while len(self._grammars) > self.cache_size:
-                self._grammars.popitem(last=False)
+            sizes = [_size_of(f) for f in self._grammars.values()]  # oldest first
+            total = sum(sizes)
+            for size in sizes:
+                if len(self._grammars) <= self.cache_size and total <= self.cache_bytes:
+                    break
+                self._grammars.popitem(last=False)  # a request holding it keeps it alive
+                total -= size
             return fut
 
     def _build_grammar(self, key: tuple):
