@@ -933,11 +933,12 @@ class _SchemaCompiler:
             return hi is None or count + writes <= hi
 
         def state(seen: frozenset, extra: bool, count: int, written: bool) -> int:
+            need = needed(seen) or set()  # (states are made only where completable: not None)
             enough = len(seen) + extra >= lo if distinct else count >= lo
-            done = enough and needed(seen) == set()
+            done = enough and not need
             return st.lazy(tag + (seen, extra, count, written), lambda: define(seen, extra, count, written),
-                           nullable=done, empty=lambda: any(st.is_empty(term_of[n]) for n in needed(seen)),
-                           holes=holes)
+                           nullable=done, empty=lambda: any(st.is_empty(term_of[n]) for n in need),
+                           holes=holes, min_len=sum(st.min_len[term_of[n]] for n in need))
 
         def define(seen: frozenset, extra: bool, count: int, written: bool) -> int:
             moves: dict[tuple, list[int]] = {}
@@ -1139,7 +1140,7 @@ class _SchemaCompiler:
                 return st.alt(scalars, array, self.braces(b"{", self.separated(member), b"}"))
 
             value = self._any = st.lazy(("json value", st.fresh_key()), define, nullable=False,
-                                        empty=lambda: False)
+                                        empty=lambda: False, min_len=1)
         return self._any
 
 
