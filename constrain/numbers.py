@@ -22,6 +22,7 @@ and the float quotient agree on divisibility (see ``multiple_step``).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -60,6 +61,12 @@ class NumberTerms:
         self.fraction = st.seq(st.literal(b"."), st.rep(self.digit, 1))
         self.zero_fraction = st.seq(st.literal(b"."), st.rep(st.literal(b"0"), 1))
         self._multiples: dict[tuple[MultipleStep, int], int] = {}
+
+    def rebound(self, store: TermStore) -> "NumberTerms":
+        """A copy building in ``store``, a copy of this one's store (``TermStore.adopt``)."""
+        other = copy.copy(self)
+        other.st, other._multiples = store, dict(self._multiples)
+        return other
 
     def _digit_above(self, d: str) -> int:
         return self.st.byte_range(ord(d) + 1, 0x39) if d < "9" else EMPTY

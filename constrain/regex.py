@@ -103,6 +103,12 @@ class Lowering:
         self._chars: dict[tuple, int] = {}
         self._patterns: dict[tuple, int] = {}  # a schema repeats its patterns and formats
 
+    def rebound(self, store: TermStore) -> "Lowering":
+        """A copy building in ``store``, a copy of this one's store (``TermStore.adopt``)."""
+        other = Lowering(store, unicode_escapes=self.unicode_escapes)
+        other._sets, other._chars, other._patterns = dict(self._sets), dict(self._chars), dict(self._patterns)
+        return other
+
     def charset(self, s: cs.CharSet, encoding: Encoding) -> int:
         key = (s, encoding)
         got = self._sets.get(key)

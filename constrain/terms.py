@@ -59,6 +59,19 @@ class TermStore:
     def __len__(self) -> int:
         return len(self.nodes)
 
+    def is_new(self) -> bool:
+        """Nothing built yet (only EMPTY and EPS)."""
+        return len(self.nodes) == 2
+
+    def adopt(self, other: "TermStore") -> None:
+        """Become a copy of ``other``: terms built once (a compiler's prelude) start many stores.
+        This store must be new, and ``other`` must hold no lazy terms (their definitions are
+        closures over the store that built them)."""
+        if not self.is_new() or other._definitions:
+            raise ValueError("adopt needs a new store, and a store without lazy terms to copy")
+        for name, value in vars(other).items():
+            setattr(self, name, value.copy() if isinstance(value, (list, dict)) else value)
+
     def approx_nbytes(self) -> int:
         """Estimated memory held: per term its node tuple, index entry, attribute lists and
         memoized derivatives and byte classes (450-700 bytes measured on GitHub schemas, where a

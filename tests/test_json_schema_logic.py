@@ -204,3 +204,21 @@ def test_grammar_of_prunes_parts_with_an_empty_language():
     assert [lex.term for lex in grammar.lexemes.values()] == [st.literal(b"x")]
     with pytest.raises(NotContextFree):
         grammar_of(st, st.hole("t"), {"t": st.seq(st.literal(b"["), st.hole("t"), dead)})
+
+
+def test_prelude_copy_builds_the_same_language():
+    """A new store starts as a copy of the prelude (base terms built once per options); a store
+    in use builds them afresh: both compile a schema to the same language."""
+    schema = {"type": "object", "properties": {"a": {"type": "number", "minimum": 1.5}, "b": {"not": {"type": "string"}}},
+              "required": ["a"], "additionalProperties": {"type": "array", "items": {"type": "string"}}}
+    used = TermStore()
+    used.literal(b"something else first")
+    assert not used.is_new()
+    dfas = []
+    for store in (TermStore(), used):
+        term, _, _ = compile_schema_term(schema, store, **EXACT)
+        dfas.append(LazyDFA(store, term))
+    for x in [{"a": 2}, {"a": 1}, {"a": 1.5, "b": 3}, {"a": 9, "b": "s"}, {"a": 2, "c": ["x"]}, {"a": 2, "c": [1]}, {}]:
+        assert {accepts(dfa, x) for dfa in dfas} == {Draft202012Validator(schema).is_valid(x)}, x
+    with pytest.raises(ValueError):
+        used.adopt(TermStore())
