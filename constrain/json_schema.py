@@ -633,9 +633,7 @@ class _SchemaCompiler:
         """The JSON texts of the string ``s``: each character raw or in any escape form."""
         got = self._strings.get(s)
         if got is None:  # memoized: names recur (as members, as undeclared-key exclusions, in enums)
-            st = self.st
-            got = self._strings[s] = st.seq(st.literal(b'"'), *[self.low.char(ord(c), Encoding.JSON) for c in s],
-                                            st.literal(b'"'))
+            got = self._strings[s] = self.low.json_string(s)
         return got
 
     # -- scalars ----------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 
 from . import charset as cs
 from .errors import RegexError
@@ -87,6 +88,7 @@ class Encoding(enum.Enum):
 
 _JSON_SHORT = {0x22: b'\\"', 0x5C: b"\\\\", 0x2F: b"\\/", 8: b"\\b", 12: b"\\f", 10: b"\\n", 13: b"\\r",
                9: b"\\t"}
+_PLAIN_JSON = re.compile(r'[^\x00-\x1f"\\/\ud800-\udfff]*')  # characters JSON writes only raw (no short escape)
 _CONTROLS = cs.normalize([(0, 0x1F)])
 _MUST_ESCAPE = cs.union(_CONTROLS, cs.single(0x22), cs.single(0x5C))
 _NEWLINE = cs.single(10)
@@ -138,6 +140,14 @@ class Lowering:
                 got = self.store.alt(self.store.literal(chr(cp).encode()), self._u_escapes(((cp, cp),)))
             self._chars[key] = got
         return got
+
+    def json_string(self, s: str) -> int:
+        """The JSON texts of the string ``s``, quotes included: each character raw or in any
+        escape form JSON has for it."""
+        st = self.store
+        if not self.unicode_escapes and _PLAIN_JSON.fullmatch(s):  # one spelling: the literal
+            return st.literal(b'"' + s.encode() + b'"')
+        return st.seq(st.literal(b'"'), *[self.char(ord(c), Encoding.JSON) for c in s], st.literal(b'"'))
 
     def _utf8(self, s: cs.CharSet) -> int:
         st = self.store
