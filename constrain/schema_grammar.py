@@ -13,9 +13,8 @@ context-free (a tree schema nests without bound). There the compiler leaves a *h
 
 Intersections and complements of parts with holes have no context-free form in general: there
 the holes are unrolled ``unroll`` levels deep, which makes the part one hole-free term, a subset
-of its language, and the grammar says so (``SchemaGrammar.unrolled``); so are holes in a lazy automaton too large
-to expand into rules. Recursion elsewhere stays
-exact.
+of its language, and the grammar says so (``SchemaGrammar.unrolled``); so are the holes of a lazy
+automaton too large to expand into rules. Recursion elsewhere stays exact.
 
 >>> from constrain.terms import TermStore
 >>> st = TermStore()
@@ -37,22 +36,7 @@ from .terms import ALT_K, AND_K, CAT_K, EMPTY, EPS, HOLE_K, INF, LAZY_K, NOT_K, 
 MAX_RULES = 50_000  # a grammar past this (lazy automata expanded into rules) is not built
 MAX_LAZY_STATES = 256  # states of one lazy automaton (and those nested in it) expanded into rules
 MAX_COUNT = 32  # counted repetitions of a part with holes are unrolled up to this count
-
-
 _NOTHING = "nothing"  # a nonterminal without rules: the parts with an empty language
-
-
-def _productive_rules(rules: list[Rule], lexemes: dict[str, Lexeme]) -> tuple[Rule, ...]:
-    """The rules whose symbols all derive some text (the others can never be used)."""
-    productive: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for r in rules:
-            if r.lhs not in productive and all(s in lexemes or s in productive for s in r.rhs):
-                productive.add(r.lhs)
-                changed = True
-    return tuple(r for r in rules if r.lhs in productive and all(s in lexemes or s in productive for s in r.rhs))
 
 
 class NotContextFree(Exception):
@@ -98,8 +82,10 @@ class _Builder:
         for key, body in self.bodies.items():
             self.rule(self.holes[key], self.symbols(body))
         self.rule("start", self.symbols(start))
-        rules = _productive_rules(self.rules, self.lexemes)
-        if not any(r.lhs == "start" for r in rules):
+        productive = Grammar(lexemes=self.lexemes, rules=tuple(self.rules), start="start").productive()
+        rules = tuple(r for r in self.rules  # rules that can derive some text
+                      if r.lhs in productive and all(s in self.lexemes or s in productive for s in r.rhs))
+        if "start" not in productive:
             raise NotContextFree("the language is empty")
         used = {s for r in rules for s in r.rhs}
         lexemes = {name: lex for name, lex in self.lexemes.items() if name in used}

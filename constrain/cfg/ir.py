@@ -78,13 +78,12 @@ class Grammar:
             for sym in r.rhs:
                 if sym not in nts and sym not in self.lexemes:
                     raise GrammarError(f"rule {r.lhs!r} uses undefined symbol {sym!r}", rule=r.lhs)
-        productive = self._productive()
-        if self.start not in productive:
+        if self.start not in self.productive():
             raise GrammarError(f"the start rule {self.start!r} derives no finite text (empty language)",
                                rule=self.start)
         return self
 
-    def _productive(self) -> set[str]:
+    def productive(self) -> set[str]:
         """Nonterminals that derive at least one string of lexemes."""
         done: set[str] = set()
         changed = True
