@@ -561,17 +561,18 @@ class _SchemaCompiler:
         return acc
 
     def _resolved(self, schema, recursive: bool = False):
-        """``schema`` with its ``$ref``s replaced by their targets (merged with the siblings);
-        recursive ones too where ``recursive`` (to read a schema, not to compile it)."""
+        """``schema`` with its ``$ref``s replaced by their targets merged with the siblings (where
+        that has no exact merged form, the ``$ref`` stays: ref() intersects the two), recursive
+        ones too where ``recursive`` (to read a schema, not to compile it)."""
         seen = 0
         while isinstance(schema, dict) and "$ref" in schema and seen < 8:
             ref = schema["$ref"]
             if self.refs.target(ref).error is not None or self.is_recursive(ref) and not recursive:
                 break  # compiled through ref(): errors reported with their path, recursion counted
-            target = self.resolve(schema["$ref"], "#")
-            rest = _without(schema, "$ref")
-            merged = merge(target, rest) if isinstance(target, (dict, bool)) else None
-            schema = merged if merged is not None else target
+            merged = merge(self.resolve(ref, "#"), _without(schema, "$ref"))
+            if merged is None:
+                break
+            schema = merged
             seen += 1
         return schema
 

@@ -1208,6 +1208,20 @@ def test_one_of_branches_told_apart_by_a_sibling_requirement():
         assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == validator(schema).is_valid(x), x
 
 
+def test_ref_siblings_without_a_merged_form_are_kept():
+    """A ``$ref`` whose target does not merge with its sibling keywords (properties beside
+    patternProperties) keeps both under allOf and oneOf (a regression: the siblings were dropped,
+    and ``{"c": 5}`` was accepted)."""
+    tok = get_tok("smollm2")
+    target = {"type": "object", "patternProperties": {"^a": {"type": "integer"}}, "properties": {"b": {}}}
+    part = {"$ref": "#/$defs/t", "properties": {"c": {"type": "string"}}}
+    for schema in ({"$defs": {"t": target}, "allOf": [part]},
+                   {"$defs": {"t": target}, "oneOf": [part, {"type": "string"}]}):
+        grammar = tok.compiler.compile_json_schema(schema, property_order="any", strict_properties=False)
+        for x in ({"c": 5}, {"c": "x"}, {"a1": "s"}, {"a1": 2, "b": [1]}, "s"):
+            assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == validator(schema).is_valid(x), (schema, x)
+
+
 def test_unrolled_retry_does_not_reuse_the_grammar_attempt():
     """The unrolled compile after a failed grammar attempt shares the store: its lazy object
     automata must not meet the attempt's (a regression: they did, and took its definitions)."""
