@@ -6,7 +6,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -138,17 +138,8 @@ class Compiler:
                 return got
         grammar = build()  # outside the lock: a slow compile does not block other requests
         with self._lock:
-            self._cache[key] = grammar
-            # Bounded by bytes, not just by count: a compiled schema holds from kilobytes to
-            # hundreds of megabytes, and grows as it is used, so sizes are taken afresh at each
-            # insertion. One over the budget on its own is returned but not kept.
-            sizes = [g.approx_nbytes() for g in self._cache.values()]  # oldest first
-            total = sum(sizes)
-            for size in sizes:
-                if len(self._cache) <= self._cache_size and total <= self._cache_bytes:
-                    break
-                self._cache.popitem(last=False)
-                total -= size
+            self._cache[key] = grammar  # one over the budget on its own is returned but not kept
+            evict_least_recent(self._cache, lambda g: g.approx_nbytes(), self._cache_size, self._cache_bytes)
         return grammar
 
     def compile_regex(self, pattern: str) -> CompiledGrammar:
@@ -227,3 +218,16 @@ class Compiler:
 
         return self._cached(key, build)
 
+
+def evict_least_recent(cache: OrderedDict, size_of: Callable[[Any], int], max_count: int, max_bytes: int) -> None:
+    """Drop the first (least recently used) entries of ``cache`` until at most ``max_count`` stay,
+    holding at most ``max_bytes`` together. Bounded by bytes, not just by count: a compiled schema
+    holds from kilobytes to hundreds of megabytes and grows as it is used, so ``size_of`` each
+    value is taken afresh at every call."""
+    sizes = [size_of(v) for v in cache.values()]
+    total = sum(sizes)
+    for size in sizes:
+        if len(cache) <= max_count and total <= max_bytes:
+            break
+        cache.popitem(last=False)
+        total -= size

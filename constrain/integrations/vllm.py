@@ -543,6 +543,8 @@ class ConstrainLogitsProcessor(*_BASES):  # type: ignore[misc]
 
     # grammar compilation ----------------------------------------------------------------------
     def _grammar_future(self, key: tuple) -> Future:
+        from ..compiler import evict_least_recent
+
         with self._grammars_lock:
             fut = self._grammars.get(key)
             if fut is not None:
@@ -554,13 +556,8 @@ class ConstrainLogitsProcessor(*_BASES):  # type: ignore[misc]
                                                     thread_name_prefix="constrain-compile")
             fut = self._executor.submit(self._build_grammar, key)
             self._grammars[key] = fut
-            sizes = [_size_of(f) for f in self._grammars.values()]  # oldest first
-            total = sum(sizes)
-            for size in sizes:
-                if len(self._grammars) <= self.cache_size and total <= self.cache_bytes:
-                    break
-                self._grammars.popitem(last=False)  # a request holding it keeps it alive
-                total -= size
+            # an evicted grammar stays alive for the requests holding it
+            evict_least_recent(self._grammars, _size_of, self.cache_size, self.cache_bytes)
             return fut
 
     def _build_grammar(self, key: tuple):
