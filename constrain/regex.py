@@ -78,7 +78,7 @@ import re
 from . import charset as cs
 from .errors import RegexError
 from .regex_parser import parse
-from .terms import ALL_BYTES, ALT_K, CAT_K, EMPTY, EPS, INF, REP_K, TermStore
+from .terms import ALL_BYTES, ALT_K, CAT_K, EMPTY, EPS, INF, REP_K, TermStore, range_mask
 
 
 class Encoding(enum.Enum):
@@ -767,4 +767,4 @@ def _hex_digits(a: int, b: int) -> int:
 @functools.lru_cache(maxsize=4096)
 def _utf8_masks(s: cs.CharSet) -> tuple[tuple[int, ...], ...]:
     """The UTF-8 encodings of ``s`` as sequences of byte masks (the same in every store: computed once)."""
-    return tuple(tuple(((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1) for lo, hi in seq) for seq in cs.utf8_sequences(s))
+    return tuple(tuple(range_mask(lo, hi) for lo, hi in seq) for seq in cs.utf8_sequences(s))

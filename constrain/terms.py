@@ -167,7 +167,7 @@ class TermStore:
         return tid
 
     def byte_range(self, lo: int, hi: int) -> int:
-        return self.byte_set(((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1))
+        return self.byte_set(range_mask(lo, hi))
 
     def literal(self, data: bytes) -> int:
         t = self._literals.get(data)
@@ -425,7 +425,7 @@ class TermStore:
         Structural for terms without AND/NOT (the constructors never build an empty one but
         EMPTY itself); an AND or NOT node is decided by searching its derivatives for a nullable term.
         A search past ``search_budget`` terms gives up and answers False (not proven empty, and
-        not cached, so a later call may search again): an automaton may then keep a state from
+        remembered so: a later call does not search again): an automaton may then keep a state from
         which nothing is accepted. That never changes a verdict (acceptance is nullability); it
         can only offer generation a token that leads nowhere, where deciding it exactly would
         explore the whole product of an intersection with a complement.
@@ -507,6 +507,11 @@ class TermStore:
             r = t
         self._cap[key] = r
         return r
+
+
+def range_mask(lo: int, hi: int) -> int:
+    """The byte mask of ``lo..hi``."""
+    return ((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1)
 
 
 class HoleReached(Exception):
