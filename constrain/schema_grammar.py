@@ -151,8 +151,7 @@ class _Builder:
                 del self.named[u]
             del self._named_log[named:]
             self.unrolled_in.add("an object of many required members in any order")
-            self._lazy_left = None
-            self.rule(name, self.symbols(self.unrolled(t, self.unroll)))
+            self.rule(name, self.symbols(self.unrolled(t, self.unroll)))  # hole-free: one lexeme
         finally:
             self._lazy_left = None
 
