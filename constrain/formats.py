@@ -9,8 +9,6 @@ say so in ``SUBSET_FORMATS``; everything generated is valid.
 from __future__ import annotations
 
 import functools
-import itertools
-import operator
 import re
 
 from jsonschema import FormatChecker
@@ -183,18 +181,24 @@ def _ipv6() -> list[tuple[str, str]]:
 # as "²" there makes the checker raise ValueError: refused here); the rest is "#" or a JSON pointer.
 @functools.cache
 def _relative_json_pointer() -> list[tuple[str, str]]:
-    digits, nonzero = [], []
-    for cp in range(0x110000):
-        c = chr(cp)
-        if c.isdigit():
-            digits.append(c)
-            try:
-                if int(c) != 0:
-                    nonzero.append(c)
-            except ValueError:
-                pass
+    digits, nonzero = [c for c in _code_points() if c.isdigit()], []
+    for c in digits:
+        try:
+            if int(c) != 0:
+                nonzero.append(c)
+        except ValueError:
+            pass
     pointer = "(?:/(?:[^/~]|~[01])*)*"
     return [(f"{_char_class(nonzero)}*{_char_class(digits)}(?:#|{pointer})", "fullmatch")]
+
+
+def _code_points() -> str:
+    """Every code point but the surrogates, in order, as one string (built at C speed: 20 ms, where
+    a str per code point takes 80)."""
+    import numpy as np
+
+    points = np.concatenate([np.arange(0xD800, dtype="<u4"), np.arange(0xE000, 0x110000, dtype="<u4")])
+    return points.tobytes().decode("utf-32-le")
 
 
 # color (draft 3's CSS 2.1 checker): webcolors.name_to_hex(s), which looks s.lower() up among the CSS3
@@ -210,11 +214,15 @@ def _color() -> list[tuple[str, str]] | None:
     names = webcolors.names("css3")
     targets = set("".join(names)) | set("#0123456789abcdef\n")
     preimages: dict[str, list[str]] = {}
-    # A character qualifies only if it is a target or lower() changes it: those are found at C speed
-    # (a Python loop over every code point took most of a second).
-    chars = list(map(chr, range(0x110000)))
-    changed = itertools.compress(chars, map(operator.ne, chars, map(str.lower, chars)))
-    for c in sorted(targets.union(changed)):
+    # A character qualifies only if it is a target or lower() changes it; a block of code points
+    # that lower() leaves as it is holds none of the latter (most blocks: this takes ~5 ms).
+    every = _code_points()
+    changed = set()
+    for i in range(0, len(every), 512):
+        block = every[i:i + 512]
+        if block.lower() != block:
+            changed.update(c for c in block if c.lower() != c)
+    for c in sorted(targets | changed):
         low = c.lower()
         if all(x in targets for x in low):
             if len(low) != 1:  # none in this Python's Unicode; refuse rather than guess
