@@ -86,7 +86,7 @@ from .schema_merge import merge
 from .schema_negate import negate
 from .schema_dialects import INTEGER_TEXT
 from .schema_refs import LinkedSchema
-from .schema_grammar import NotContextFree, grammar_of
+from .schema_grammar import MAX_LAZY_STATES, NotContextFree, grammar_of
 from .terms import EMPTY, EPS, INF, HoleReached, TermStore
 
 WHITESPACE_STYLES = ("flexible", "compact", "dumps")
@@ -196,7 +196,8 @@ def compile_schema(schema: dict | bool, store: TermStore, *, recursion: str = "g
             term = compiler.value(compiler.root, "#")
             grammar = None
             if compiler.bodies:
-                built = grammar_of(store, term, compiler.bodies, unroll=max_recursion)
+                built = grammar_of(store, term, compiler.bodies, unroll=max_recursion,
+                                   sizes=compiler.automaton_sizes)
                 grammar = built.grammar
                 for where in built.unrolled:
                     compiler.note(f"recursive references under {where} are unrolled {max_recursion} levels deep")
@@ -288,6 +289,8 @@ class _SchemaCompiler:
         # recursive targets compiled as grammar holes: their bodies (None while being compiled);
         # None: recursion is unrolled
         self.bodies: dict[str, int | None] | None = None
+        # lazy automata with holes: how many states they reach (up to past MAX_LAZY_STATES)
+        self.automaton_sizes: dict[int, int] = {}
         # Polarity: False builds a subset of the valid texts (what we generate), True a superset
         # (the operands of complements); narrowings apply only to subsets, refusals only to subsets.
         self.over = False
@@ -977,24 +980,44 @@ class _SchemaCompiler:
                            nullable=done, empty=lambda: any(st.is_empty(term_of[n]) for n in need),
                            holes=holes, min_len=sum(st.min_len[term_of[n]] for n in need))
 
-        def define(seen: frozenset, extra: bool, count: int, written: bool) -> int:
-            moves: dict[tuple, list[int]] = {}
-            after = min(count + 1, count_to)
+        def moves(seen: frozenset, extra: bool, count: int) -> dict[tuple, list[int]]:
+            """The next (seen, extra) after one more member, with the member terms leading there."""
+            out: dict[tuple, list[int]] = {}
             if hi is None or count < hi:
                 for name, m, _ in members:
-                    moves.setdefault((seen | {name} if name in tracked else seen, extra), []).append(m)
+                    out.setdefault((seen | {name} if name in tracked else seen, extra), []).append(m)
                 for name, t in extras:
-                    moves.setdefault((seen | {name}, extra) if name is not None else (seen, extra or distinct),
-                                     []).append(t)
+                    out.setdefault((seen | {name}, extra) if name is not None else (seen, extra or distinct),
+                                   []).append(t)
+            after = min(count + 1, count_to)
+            return {(seen2, extra2, after): terms for (seen2, extra2), terms in out.items()
+                    if completable(seen2, extra2, after)}
+
+        def define(seen: frozenset, extra: bool, count: int, written: bool) -> int:
             options = [EPS] if st.nullable[state(seen, extra, count, written)] else []
-            for (seen2, extra2), terms in moves.items():
-                if completable(seen2, extra2, after):
-                    lead = st.seq(self.item_sep, st.alt(*terms)) if written else st.alt(*terms)
-                    options.append(st.seq(lead, state(seen2, extra2, after, True)))
+            for nxt, terms in moves(seen, extra, count).items():
+                lead = st.seq(self.item_sep, st.alt(*terms)) if written else st.alt(*terms)
+                options.append(st.seq(lead, state(*nxt, True)))
             return st.alt(*options)
 
+        def states(limit: int) -> int:
+            """How many states the automaton reaches, counted up to just past ``limit`` (no
+            terms are built)."""
+            found, todo = {(*start, False)}, [start]
+            while todo and len(found) <= limit:
+                for nxt in moves(*todo.pop()):
+                    if (*nxt, True) not in found:
+                        found.add((*nxt, True))
+                        todo.append(nxt)
+            return len(found)
+
         start = (frozenset(), False, 0)
-        return state(*start, False) if completable(*start) else EMPTY
+        if not completable(*start):
+            return EMPTY
+        term = state(*start, False)
+        if holes:  # the grammar expands it into rules, unless it has too many states
+            self.automaton_sizes[term] = states(MAX_LAZY_STATES)
+        return term
 
     def dependent_schema(self, base: dict, sub, path: str) -> int:
         """The objects valid for ``base`` and ``sub`` (merged, so that ``sub`` sees base's properties)."""

@@ -53,20 +53,24 @@ class _TooLarge(Exception):
     """A lazy automaton has more states than MAX_LAZY_STATES to expand."""
 
 
-def grammar_of(store: TermStore, start: int, bodies: dict[Hashable, int], *, unroll: int = 4) -> SchemaGrammar:
+def grammar_of(store: TermStore, start: int, bodies: dict[Hashable, int], *, unroll: int = 4,
+               sizes: dict[int, int] | None = None) -> SchemaGrammar:
     """The grammar whose start rule derives ``start``, holes standing for their ``bodies``;
     holes under an intersection or a complement, or in a lazy automaton of more than
     ``MAX_LAZY_STATES`` states (an object of many required members in any order: 2**n states,
-    one rule each), are unrolled ``unroll`` levels deep."""
-    builder = _Builder(store, bodies, unroll)
+    one rule each), are unrolled ``unroll`` levels deep. ``sizes`` may say how many states a
+    lazy automaton reaches (by its start term; counted up to past ``MAX_LAZY_STATES``), which
+    spares defining them all to find out."""
+    builder = _Builder(store, bodies, unroll, sizes or {})
     grammar = builder.build(start)
     return SchemaGrammar(grammar, tuple(sorted(builder.unrolled_in)))
 
 
 class _Builder:
-    def __init__(self, store: TermStore, bodies: dict[Hashable, int], unroll: int):
+    def __init__(self, store: TermStore, bodies: dict[Hashable, int], unroll: int, sizes: dict[int, int]):
         self.st = store
         self.bodies = bodies
+        self.sizes = sizes
         self.unroll = unroll
         self.unrolled_in: set[str] = set()
         self._lazy_left: int | None = None  # states the lazy automaton being expanded may still add
@@ -144,6 +148,8 @@ class _Builder:
         rules, named = len(self.rules), len(self._named_log)
         self._lazy_left = MAX_LAZY_STATES
         try:
+            if self.lazy_states(t, MAX_LAZY_STATES) > MAX_LAZY_STATES:
+                raise _TooLarge  # known before any rule is made (the count is cheaper than the rules)
             self.rule(name, self.symbols(self.st.definition(t)))
         except _TooLarge:  # undo what the expansion added, and make the automaton one lexeme
             del self.rules[rules:]
@@ -154,6 +160,36 @@ class _Builder:
             self.rule(name, self.symbols(self.unrolled(t, self.unroll)))  # hole-free: one lexeme
         finally:
             self._lazy_left = None
+
+    def lazy_states(self, t: int, limit: int) -> int:
+        """How many lazy terms with holes the expansion of lazy ``t`` would name (up to just past
+        ``limit``): those reached through concatenations, unions, repetitions and definitions;
+        intersections and complements are unrolled, not expanded. An automaton whose size is
+        known past the limit ends the count before its states are defined."""
+        st = self.st
+        nodes, has_hole = st.nodes, st.has_hole
+        if self.sizes.get(t, 0) > limit:
+            return self.sizes[t]
+        seen, stack, count = {t}, [st.definition(t)], 1
+        while stack and count <= limit:
+            u = stack.pop()
+            if u in seen or not has_hole[u] or u in self.named:
+                continue
+            seen.add(u)
+            node = nodes[u]
+            k = node[0]
+            if k == CAT_K:
+                stack += [node[1], node[2]]
+            elif k == ALT_K:
+                stack += node[1]
+            elif k == REP_K:
+                stack.append(node[1])
+            elif k == LAZY_K:
+                if count + self.sizes.get(u, 0) > limit:  # its states are yet to be counted
+                    return count + self.sizes[u]
+                count += 1
+                stack.append(st.definition(u))
+        return count
 
     def unrolled(self, t: int, depth: int, positive: bool = True) -> int:
         """``t`` with each hole replaced by its body, ``depth`` holes deep, then by nothing where
@@ -190,12 +226,14 @@ class _Builder:
         return r
 
     def spine(self, t: int) -> list[int]:
-        """The parts of a concatenation, in order."""
+        """The parts of a concatenation, in order; a part without holes is not split (it is
+        one lexeme or part of one, and splitting a long literal only to join it again is slow)."""
+        nodes, has_hole = self.st.nodes, self.st.has_hole
         out, stack = [], [t]
         while stack:
             u = stack.pop()
-            if self.st.nodes[u][0] == CAT_K:
-                stack += [self.st.nodes[u][2], self.st.nodes[u][1]]
+            if has_hole[u] and nodes[u][0] == CAT_K:
+                stack += [nodes[u][2], nodes[u][1]]
             else:
                 out.append(u)
         return out

@@ -1171,6 +1171,33 @@ def test_recursion_through_an_object_of_many_required_members_in_any_order():
         assert matcher_verdict(tok, grammar, tok.canonical(json.dumps(x))) == validator(schema).is_valid(x), x
 
 
+@pytest.mark.parametrize("extra", [{}, {"maxProperties": 2}, {"minProperties": 3},
+                                   {"dependentRequired": {"a": ["b", "c"], "b": ["d"]}}])
+@pytest.mark.parametrize("required", [2, 7, 8, 9])
+def test_object_automaton_sizes_match_the_states_the_grammar_would_define(required, extra):
+    """The compiler counts an object automaton's states without building them, so the grammar
+    builder knows one too large to expand before defining its states: the count must be the one
+    found by defining them (as the builder does without it), up to the limit."""
+    from constrain.json_schema import _SchemaCompiler
+    from constrain.schema_grammar import MAX_LAZY_STATES, _Builder
+    from constrain.terms import TermStore
+
+    names = [f"k{i}" for i in range(required)]
+    if "maxProperties" in extra:  # room for two members besides the required ones
+        extra = {"maxProperties": required + extra["maxProperties"]}
+    node = {"type": "object", "required": names, **extra,
+            "properties": {**{n: {"type": "integer"} for n in names + ["a", "b", "c", "d"]},
+                           "next": {"$ref": "#/$defs/node"}}}
+    store = TermStore()
+    compiler = _SchemaCompiler({"$defs": {"node": node}, "$ref": "#/$defs/node"}, store, property_order="any")
+    compiler.bodies = {}
+    compiler.value(compiler.root, "#")
+    assert compiler.automaton_sizes
+    for term, size in compiler.automaton_sizes.items():
+        defined = _Builder(store, compiler.bodies, 4, {}).lazy_states(term, MAX_LAZY_STATES)
+        assert min(size, MAX_LAZY_STATES + 1) == min(defined, MAX_LAZY_STATES + 1)
+
+
 def test_one_of_needs_no_intersection_between_disjoint_branches():
     """``oneOf`` excludes only the branches an instance could also satisfy: here every pair is
     told apart by type or by a required discriminator, so the recursive schema stays a grammar,
