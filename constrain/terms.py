@@ -52,6 +52,8 @@ class TermStore:
         self._lazy_empty: dict[int, Callable[[], bool]] = {}
         self._fresh = 0
         self.has_hole: list[bool] = []  # the term contains a HOLE (it is part of a grammar)
+        # an emptiness search gives up past this many terms visited and derivatives computed (a
+        # derivative of an intersection derives its parts too: the work, not the frontier, is bounded)
         self.search_budget = 5_000
         assert self._intern((EMPTY_K,), False, False) == EMPTY
         assert self._intern((EPS_K,), True, False) == EPS
@@ -424,9 +426,9 @@ class TermStore:
 
         Structural for terms without AND/NOT (the constructors never build an empty one but
         EMPTY itself); an AND or NOT node is decided by searching its derivatives for a nullable term.
-        A search past ``search_budget`` terms gives up and answers False (not proven empty, and
-        remembered so: a later call does not search again): an automaton may then keep a state from
-        which nothing is accepted. That never changes a verdict (acceptance is nullability); it
+        A search that visits terms and computes derivatives past ``search_budget`` gives up and
+        answers False (not proven empty, and remembered so: a later call does not search again):
+        an automaton may then keep a state from which nothing is accepted. That never changes a verdict (acceptance is nullability); it
         can only offer generation a token that leads nowhere, where deciding it exactly would
         explore the whole product of an intersection with a complement.
         """
@@ -459,6 +461,7 @@ class TermStore:
         parent = {t: t}
         stack = [(self.min_len[t], 0, t)]
         pushed = 0
+        limit = self.search_budget + len(self._deriv)  # terms visited plus derivatives computed
         while stack:
             u = heapq.heappop(stack)[2]
             if self.nullable[u] or self._empty.get(u) is False:
@@ -473,7 +476,7 @@ class TermStore:
                     parent[d] = u
                     pushed += 1
                     heapq.heappush(stack, (self.min_len[d], -pushed, d))
-            if len(parent) > self.search_budget:
+            if len(parent) + len(self._deriv) > limit:
                 return False  # undecided: not proven empty (see is_empty)
         for u in parent:  # closed under derivatives and nothing in it accepts: all empty
             self._empty[u] = True

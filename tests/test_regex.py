@@ -1244,3 +1244,22 @@ def test_random_pattern_text_with_flags_against_re(pieces, probes):
     assert rx is not None, f"{pattern!r} is not a Python regex but compiled"
     for s in probes + [""]:
         assert accepts(s) == (rx.fullmatch(s) is not None), (pattern, s)
+
+
+def test_emptiness_search_work_is_bounded_and_an_undecided_search_is_not_a_proof():
+    """``x & ~x`` is empty, but proving it explores the product of x's automaton (2**12 states
+    here), and each derivative of the intersection derives its parts too. The search bounds its
+    work, derivatives included: past the budget it answers "not proven empty" (False), and given
+    budget enough it proves emptiness."""
+    def empty_intersection(budget: int) -> tuple[bool, int]:
+        store = TermStore()
+        store.search_budget = budget
+        x = Lowering(store).fullmatch("[ab]*a[ab]{11}", Encoding.RAW)
+        t = store.and_(x, store.not_(x))
+        before = len(store._deriv)
+        return store.is_empty(t), len(store._deriv) - before
+
+    verdict, work = empty_intersection(1_000)
+    assert verdict is False
+    assert work <= 1_000 + 3 * 256  # the budget, plus the derivatives of the last term expanded
+    assert empty_intersection(10**6)[0] is True
