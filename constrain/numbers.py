@@ -78,15 +78,21 @@ class NumberTerms:
     def unsigned(self) -> int:
         return self.st.seq(self.natural, self.st.opt(self.fraction))
 
+    # The comparisons below read the bound's digits left to right: equal so far, then a digit
+    # that decides, or the same digit and the rest compared. Built from the last digit back as one
+    # nested term, so a bound of n digits costs O(n) terms (strict bounds at a float's midpoint
+    # have hundreds of digits; spelling each prefix out was quadratic).
+
     def _int_greater(self, a: str) -> int:
         """Canonical naturals (no leading zeros) greater than the natural ``a``."""
         st = self.st
         longer = st.seq(self.nonzero, st.rep(self.digit, len(a)))
-        same = []
-        for k in range(len(a)):
-            head = st.literal(a[:k].encode())
-            same.append(st.seq(head, self._digit_above(a[k]), st.rep(self.digit, len(a) - k - 1, len(a) - k - 1)))
-        return st.alt(longer, *same)
+        same = EMPTY  # with a[:k] read: the naturals of len(a) digits greater than a
+        for k in reversed(range(len(a))):
+            rest = len(a) - k - 1
+            same = st.alt(st.seq(self._digit_above(a[k]), st.rep(self.digit, rest, rest)),
+                          st.seq(st.byte_set(1 << ord(a[k])), same))
+        return st.alt(longer, same)
 
     def _int_less(self, b: str) -> int:
         """Canonical naturals less than the natural ``b``."""
@@ -98,14 +104,15 @@ class NumberTerms:
             shorter.append(st.seq(self.nonzero, st.rep(self.digit, 0, len(b) - 2)))
         elif len(b) == 2:
             shorter.append(self.nonzero)
-        same = []
-        for k in range(len(b)):
-            head = st.literal(b[:k].encode())
-            low = self._digit_below(b[k]) if k else (st.byte_range(0x31, ord(b[0]) - 1) if b[0] > "1" else EMPTY)
+        same = EMPTY  # with b[:k] read: the rest of a natural of len(b) digits less than b
+        for k in reversed(range(len(b))):
+            rest = len(b) - k - 1
             if len(b) == 1:
                 low = self._digit_below(b[0])
-            same.append(st.seq(head, low, st.rep(self.digit, len(b) - k - 1, len(b) - k - 1)))
-        return st.alt(*shorter, *same)
+            else:  # no leading zero
+                low = self._digit_below(b[k]) if k else (st.byte_range(0x31, ord(b[0]) - 1) if b[0] > "1" else EMPTY)
+            same = st.alt(st.seq(low, st.rep(self.digit, rest, rest)), st.seq(st.byte_set(1 << ord(b[k])), same))
+        return st.alt(*shorter, same)
 
     def _frac_ge(self, a: str, strict: bool) -> int:
         """Optional fractions ``.F`` (or none) with ``0.F >= 0.a`` (``>`` if strict); ``a`` has no trailing 0."""
@@ -114,12 +121,10 @@ class NumberTerms:
             if strict:  # need a fraction with a nonzero digit
                 return st.seq(st.literal(b"."), self.digits, self.nonzero, self.digits)
             return st.opt(self.fraction)
-        options = []
-        for k in range(len(a)):
-            options.append(st.seq(st.literal(a[:k].encode()), self._digit_above(a[k]), self.digits))
-        tail = st.seq(self.digits, self.nonzero, self.digits) if strict else self.digits
-        options.append(st.seq(st.literal(a.encode()), tail))
-        return st.seq(st.literal(b"."), st.alt(*options))
+        rest = st.seq(self.digits, self.nonzero, self.digits) if strict else self.digits  # after all of a
+        for k in reversed(range(len(a))):
+            rest = st.alt(st.seq(self._digit_above(a[k]), self.digits), st.seq(st.byte_set(1 << ord(a[k])), rest))
+        return st.seq(st.literal(b"."), rest)
 
     def _frac_le(self, b: str, strict: bool) -> int:
         """Optional fractions with ``0.F <= 0.b`` (``<`` if strict); ``b`` has no trailing 0."""
@@ -128,15 +133,13 @@ class NumberTerms:
             if strict:
                 return EMPTY
             return st.opt(self.zero_fraction)
-        options = []
-        for k in range(len(b)):
-            # equal so far and then smaller, or ended early (smaller since b continues with a nonzero)
-            options.append(st.seq(st.literal(b[:k].encode()), self._digit_below(b[k]), self.digits))
-            if k:
-                options.append(st.literal(b[:k].encode()))
-        if not strict:
-            options.append(st.seq(st.literal(b.encode()), st.star(st.literal(b"0"))))
-        return st.alt(EPS, st.seq(st.literal(b"."), st.alt(*options)))
+        rest = EMPTY if strict else st.star(st.literal(b"0"))  # after all of b
+        for k in reversed(range(len(b))):
+            # a smaller digit, or the same one and the rest; or ended here (smaller, as b goes on
+            # with a nonzero digit), but not before the first digit
+            rest = st.alt(st.seq(self._digit_below(b[k]), self.digits), st.seq(st.byte_set(1 << ord(b[k])), rest),
+                          EPS if k else EMPTY)
+        return st.alt(EPS, st.seq(st.literal(b"."), rest))
 
     def unsigned_ge(self, a: Decimal, strict: bool) -> int:
         st = self.st

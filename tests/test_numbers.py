@@ -62,6 +62,37 @@ def test_decimal_range_matches_python_comparison(lo, hi):
                 assert _significant_digits(text) > 15, (lo, lo_strict, hi, hi_strict, text)
 
 
+_DIGITS = st.text("0123456789", min_size=1, max_size=9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(int_part=_DIGITS, frac_part=st.text("0123456789", max_size=9), strict=st.booleans(), seed=st.integers(0, 10**6))
+def test_unsigned_bounds_compare_decimal_text_exactly(int_part, frac_part, strict, seed):
+    """``unsigned_ge``/``unsigned_le`` against exact decimal comparison, on texts that share a
+    prefix with the bound and then differ (where a digit-by-digit construction can go wrong)."""
+    bound = Decimal(f"{int_part}.{frac_part or '0'}")
+    store = TermStore()
+    terms = NumberTerms(store)
+    ge = LazyDFA(store, store.and_(terms.unsigned(), terms.unsigned_ge(bound, strict)))
+    le = LazyDFA(store, store.and_(terms.unsigned(), terms.unsigned_le(bound, strict)))
+    rng = random.Random(seed)
+    canonical = format(bound, "f")
+    texts = {canonical, canonical.rstrip("0").rstrip("."), "0", "0.0"}
+    for _ in range(60):
+        cut = rng.randint(0, len(canonical))
+        tail = "".join(rng.choice("0123456789.") for _ in range(rng.randint(0, 4)))
+        texts.add(canonical[:cut] + tail)
+    for text in texts:
+        if text.lstrip("0") != text and not text.startswith("0.") and text != "0" or text.count(".") > 1 \
+                or text.endswith(".") or text.startswith(".") or not text:
+            continue  # not a JSON number's unsigned text
+        value = Decimal(text)
+        for dfa, expected in ((ge, value > bound if strict else value >= bound),
+                              (le, value < bound if strict else value <= bound)):
+            state = dfa.step(dfa.start, text.encode())
+            assert (state != DEAD and bool(dfa.accepting[state])) == expected, (bound, strict, text)
+
+
 def test_strict_float_bound_is_sound_at_the_rounding_edge():
     # 0.10000000000000000001 parses to the float 0.1, which is not > 0.1
     store = TermStore()
