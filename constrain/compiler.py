@@ -48,7 +48,7 @@ class CompiledGrammar:
         self.lookahead = trie.max_len + 1
         self._masks: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
-        self.eos_only_mask = trie.pack(np.zeros(0, dtype=np.int64), sorted(self.eos_ids))
+        self.eos_only_mask = trie.eos_only_mask(self.eos_ids)
         self._eos_array = np.asarray(sorted(self.eos_ids), dtype=np.int64)
 
     def matcher(self) -> Matcher:

@@ -23,6 +23,7 @@ class VocabTrie:
     def __init__(self, vocab: Vocabulary, ids: list[int] | None = None):
         self.vocab_size = vocab.size
         self.num_words = (vocab.size + 31) // 32
+        self._eos_masks: dict[tuple, np.ndarray] = {}
         if ids is None:
             ids = [i for i, b in enumerate(vocab.token_bytes) if b]  # special (None) and empty never match
         tokens = [vocab.token_bytes[i] for i in ids]
@@ -146,6 +147,17 @@ class VocabTrie:
         children = np.arange(total, dtype=np.int64) + offsets
         parent_states = np.repeat(states, counts)
         return children, self.step_states(dfa, parent_states, self.level_bytes[d + 1][children])
+
+    def eos_only_mask(self, eos_ids) -> np.ndarray:
+        """The packed mask allowing only ``eos_ids``: read-only and shared, as every grammar over
+        this vocabulary has the same one (packing it took ~20 µs of each compile at 128k tokens)."""
+        key = tuple(sorted(eos_ids))
+        got = self._eos_masks.get(key)
+        if got is None:
+            got = self.pack(np.zeros(0, dtype=np.int64), key)
+            got.flags.writeable = False
+            self._eos_masks[key] = got
+        return got
 
     def pack(self, token_ids: np.ndarray, extra_ids=()) -> np.ndarray:
         """Pack token ids into an int32 bitmask of ``ceil(V/32)`` words (bit i of word i//32)."""

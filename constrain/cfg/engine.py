@@ -85,7 +85,7 @@ class CompiledCFG:
         self._self_closed = frozenset(i for i in self.ignore if _closed_under_concatenation(store, self.lexer.dfas[i].term_of[self.lexer.dfas[i].start]))
         self.eos_ids = frozenset(i for i in vocab.eos_token_ids if i < vocab.size)
         self._eos_array = np.asarray(sorted(self.eos_ids), dtype=np.int64)
-        self.eos_only_mask = trie.pack(np.zeros(0, dtype=np.int64), sorted(self.eos_ids))
+        self.eos_only_mask = trie.eos_only_mask(self.eos_ids)
         self._lock = threading.RLock()
         self._roots: dict[int, _Segment] = {}
         self._recent_masks: OrderedDict[tuple, np.ndarray] = OrderedDict()
