@@ -74,6 +74,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
+from collections.abc import Callable
 
 from . import charset as cs
 from .errors import RegexError
@@ -93,6 +94,11 @@ _CONTROLS = cs.normalize([(0, 0x1F)])
 _MUST_ESCAPE = cs.union(_CONTROLS, cs.single(0x22), cs.single(0x5C))
 _NEWLINE = cs.single(10)
 _MAX_UNROLL = 100  # a bounded repetition holding assertions is unrolled, up to this many times
+
+
+# Lowered patterns as store-independent graphs (``TermStore.export_term``), shared by all stores.
+_PORTABLE: dict[tuple, tuple] = {}
+_PORTABLE_MAX = 4096
 
 
 class Lowering:
@@ -208,28 +214,47 @@ class Lowering:
         key = ("fullmatch", pattern, encoding, whole_string)
         got = self._patterns.get(key)
         if got is None:
-            root = parse(pattern)
-            if not _has_assertion(root):
-                got = self.node(root, encoding, pattern)
-            else:
-                got = _Context(self, encoding, pattern, root, "fullmatch", strict=not whole_string).term()
-            self._patterns[key] = got
+            got = self._patterns[key] = self._portable(key, lambda: self._fullmatch(pattern, encoding, whole_string))
         return got
+
+    def _fullmatch(self, pattern: str, encoding: Encoding, whole_string: bool) -> int:
+        root = parse(pattern)
+        if not _has_assertion(root):
+            return self.node(root, encoding, pattern)
+        return _Context(self, encoding, pattern, root, "fullmatch", strict=not whole_string).term()
 
     def search(self, pattern: str, encoding: Encoding = Encoding.JSON) -> int:
         """The term of strings ``s`` with ``re.search(pattern, s)``."""
         key = ("search", pattern, encoding)
         got = self._patterns.get(key)
         if got is None:
-            root = parse(pattern)
-            if not _has_assertion(root):
-                st = self.store
-                anything = st.star(self.charset(cs.ANY, encoding))
-                got = st.seq(anything, self.node(root, encoding, pattern), anything)
-            else:
-                got = _Context(self, encoding, pattern, root, "search").term()
-            self._patterns[key] = got
+            got = self._patterns[key] = self._portable(key, lambda: self._search(pattern, encoding))
         return got
+
+    def _search(self, pattern: str, encoding: Encoding) -> int:
+        root = parse(pattern)
+        if not _has_assertion(root):
+            st = self.store
+            anything = st.star(self.charset(cs.ANY, encoding))
+            return st.seq(anything, self.node(root, encoding, pattern), anything)
+        return _Context(self, encoding, pattern, root, "search").term()
+
+    def _portable(self, key: tuple, lower: Callable[[], int]) -> int:
+        """``lower()``, or the same term rebuilt from an earlier store's (schemas share their
+        patterns and formats: rebuilding a lowered pattern is several times cheaper than lowering
+        it again). A pattern that fails to lower raises each time."""
+        key = (*key, self.unicode_escapes)
+        graph = _PORTABLE.get(key)
+        if graph is not None:
+            return self.store.import_term(graph)
+        term = lower()
+        if len(_PORTABLE) >= _PORTABLE_MAX:
+            _PORTABLE.clear()
+        try:
+            _PORTABLE[key] = self.store.export_term(term)
+        except ValueError:  # not portable: lowered again next time
+            pass
+        return term
 
 
 # Context states (see the module docstring). L: _BOS, a class index, or None (not tracked).

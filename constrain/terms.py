@@ -323,6 +323,61 @@ class TermStore:
             got = self._definitions[t] = got()
         return got
 
+    # -- portable terms ----------------------------------------------------------------------------
+    def export_term(self, t: int) -> tuple[tuple, ...]:
+        """``t`` as a graph that any store can rebuild (``import_term``): its nodes in an order
+        where children come first, each naming its children by position. Terms with lazy parts
+        or holes are not portable (their definitions belong to this store)."""
+        position: dict[int, int] = {}
+        graph: list[tuple] = []
+        stack = [(t, False)]
+        while stack:
+            u, ready = stack.pop()
+            if u in position:
+                continue
+            node = self.nodes[u]
+            k = node[0]
+            if k in (LAZY_K, HOLE_K):
+                raise ValueError("a term with lazy parts or holes is not portable")
+            kids = node[1] if k in (ALT_K, AND_K) else node[1:3] if k == CAT_K else node[1:2] if k in (NOT_K, REP_K) else ()
+            if not ready:
+                stack.append((u, True))
+                stack += [(c, False) for c in kids if c not in position]
+                continue
+            if k == CAT_K:
+                node = (k, position[node[1]], position[node[2]])
+            elif k in (ALT_K, AND_K):
+                node = (k, tuple(position[c] for c in node[1]))
+            elif k in (NOT_K, REP_K):
+                node = (k, position[node[1]], *node[2:])
+            position[u] = len(graph)
+            graph.append(node)
+        return tuple(graph)
+
+    def import_term(self, graph: tuple[tuple, ...]) -> int:
+        """The term of an ``export_term`` graph, built in this store."""
+        ids: list[int] = []
+        for node in graph:
+            k = node[0]
+            if k == EMPTY_K:
+                t = EMPTY
+            elif k == EPS_K:
+                t = EPS
+            elif k == BYTES_K:
+                t = self.byte_set(node[1])
+            elif k == CAT_K:
+                t = self.cat(ids[node[1]], ids[node[2]])
+            elif k == ALT_K:
+                t = self.alt(*[ids[i] for i in node[1]])
+            elif k == AND_K:
+                t = self.and_(*[ids[i] for i in node[1]])
+            elif k == NOT_K:
+                t = self.not_(ids[node[1]])
+            else:
+                t = self.rep(ids[node[1]], node[2], node[3])
+            ids.append(t)
+        return ids[-1]
+
     def star(self, a: int) -> int:
         return self.rep(a, 0, INF)
 

@@ -220,3 +220,20 @@ def test_mutate_changes_one_byte():
         before = "héllo".encode()
         assert out != before and abs(len(out) - len(before)) <= 1
     assert len(mutate(b"", rng)) == 1
+
+
+def test_sampled_sentences_do_not_depend_on_what_was_built_before():
+    """The sampler walks lexeme automata whose state ids depend on the store's history (lowered
+    patterns are rebuilt from a cache shared across stores): the same seed must give the same
+    sentences either way."""
+    from constrain import regex as regex_module
+
+    def sentences() -> list[str]:
+        sampler = SentenceSampler(grammar_of_lark(grammars.load("csv")), max_lexemes=30)
+        rng = random.Random(5)
+        return [sampler.sample(rng) for _ in range(20)]
+
+    regex_module._PORTABLE.clear()
+    lowered = sentences()
+    assert regex_module._PORTABLE  # the csv patterns are cached now
+    assert sentences() == lowered

@@ -1263,3 +1263,46 @@ def test_emptiness_search_work_is_bounded_and_an_undecided_search_is_not_a_proof
     assert verdict is False
     assert work <= 1_000 + 3 * 256  # the budget, plus the derivatives of the last term expanded
     assert empty_intersection(10**6)[0] is True
+
+
+PORTABLE_PATTERNS = [r"^[a-z0-9._-]+@[a-z]+\.[a-z]{2,6}$", r"(?<![0-9])\d{3}(?!x)", r"^[^\s\"]{2,40}$",
+                     r"\bword\b", r"(ab|cd)*e{3,5}[^a]?", r"^$", r"colou?r"]
+
+
+@pytest.mark.parametrize("pattern", PORTABLE_PATTERNS)
+def test_exported_terms_rebuild_the_same_term(pattern):
+    """A lowered pattern exported from one store and imported into another where the pattern was
+    lowered from scratch is that very term there (hash-consing: the same structure), and so is
+    an import into its own store."""
+    from constrain import regex as regex_module
+
+    regex_module._PORTABLE.clear()
+    first = TermStore()
+    term = Lowering(first, unicode_escapes=True).search(pattern, Encoding.JSON)
+    graph = first.export_term(term)
+    assert first.import_term(graph) == term
+    regex_module._PORTABLE.clear()
+    fresh = TermStore()
+    fresh.literal(b"unrelated terms first, so that ids differ from the first store's")
+    lowered = Lowering(fresh, unicode_escapes=True).search(pattern, Encoding.JSON)
+    assert fresh.import_term(graph) == lowered
+
+
+def test_lowered_patterns_are_shared_across_stores_by_options():
+    """The cross-store cache keys on the options that change the term (JSON escapes here): a
+    pattern lowered with escapes allowed is not served to a store that refuses them."""
+    from constrain import regex as regex_module
+
+    regex_module._PORTABLE.clear()
+    plain, escapes = TermStore(), TermStore()
+    a = Lowering(plain).search("caf[eé]", Encoding.JSON)
+    b = Lowering(escapes, unicode_escapes=True).search("caf[eé]", Encoding.JSON)
+    dfa_a, dfa_b = LazyDFA(plain, a), LazyDFA(escapes, b)
+    text = b"caf\\u00e9"
+    assert dfa_a.step(dfa_a.start, text) == DEAD or not dfa_a.accepting[dfa_a.step(dfa_a.start, text)]
+    assert dfa_b.accepting[dfa_b.step(dfa_b.start, text)]
+    assert len(regex_module._PORTABLE) == 2
+    again = TermStore()  # a hit: rebuilt, the very term the plain store lowered
+    c = Lowering(again).search("caf[eé]", Encoding.JSON)
+    assert len(regex_module._PORTABLE) == 2
+    assert plain.import_term(again.export_term(c)) == a

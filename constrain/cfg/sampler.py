@@ -106,9 +106,10 @@ class SentenceSampler:
                 return bytes(out)
             if rng.random() < 0.5:
                 byte = int(live[rng.randrange(len(live))])
-            else:
-                targets = np.unique(row[live])
-                target = targets[rng.randrange(len(targets))]
+            else:  # the next states in the order of their smallest byte, not of their ids (which
+                # depend on what the store built before): the same seed, the same text
+                targets, first = np.unique(row[live], return_index=True)
+                target = targets[np.argsort(first)][rng.randrange(len(targets))]
                 ways = live[row[live] == target]
                 byte = int(ways[rng.randrange(len(ways))])
             out.append(byte)
