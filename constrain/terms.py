@@ -339,8 +339,13 @@ class TermStore:
             k = node[0]
             if k in (LAZY_K, HOLE_K):
                 raise ValueError("a term with lazy parts or holes is not portable")
-            kids = node[1] if k in (ALT_K, AND_K) else node[1:3] if k == CAT_K else node[1:2] if k in (NOT_K, REP_K) else ()
-            if not ready:
+            if not ready:  # its children first
+                if k == CAT_K:
+                    kids = node[1:3]
+                elif k in (ALT_K, AND_K):
+                    kids = node[1]
+                else:
+                    kids = node[1:2] if k in (NOT_K, REP_K) else ()
                 stack.append((u, True))
                 stack += [(c, False) for c in kids if c not in position]
                 continue
@@ -483,9 +488,10 @@ class TermStore:
         EMPTY itself); an AND or NOT node is decided by searching its derivatives for a nullable term.
         A search that visits terms and computes derivatives past ``search_budget`` gives up and
         answers False (not proven empty, and remembered so: a later call does not search again):
-        an automaton may then keep a state from which nothing is accepted. That never changes a verdict (acceptance is nullability); it
-        can only offer generation a token that leads nowhere, where deciding it exactly would
-        explore the whole product of an intersection with a complement.
+        an automaton may then keep a state from which nothing is accepted. That never changes a
+        verdict (acceptance is nullability); it can only offer generation a token that leads
+        nowhere, where deciding it exactly would explore the whole product of an intersection
+        with a complement.
         """
         got = self._empty.get(t)
         if got is not None:
