@@ -868,6 +868,29 @@ def test_ignore_case_literals_against_re(cp):
             assert cs.contains(chars, other) == (rx.fullmatch(chr(other)) is not None), (hex(cp), hex(other))
 
 
+def test_case_sensitive_set_is_its_definition():
+    """The block-skipping scan finds exactly the cased code points (and their lowercase forms) that a
+    test of every code point finds, plus ``re``'s extra case equivalences."""
+    import _sre
+
+    try:
+        from re._casefix import _EXTRA_CASES  # Python 3.11+
+    except ImportError:  # Python 3.10
+        from sre_compile import _ignorecase_fixes as _EXTRA_CASES
+    points = set()
+    for cp in range(cs.MAX_CODE_POINT + 1):
+        if _sre.unicode_iscased(cp):
+            points.update((cp, _sre.unicode_tolower(cp)))
+    for cp, others in _EXTRA_CASES.items():
+        points.update((cp, *others))
+    assert cs.case_sensitive() == cs.normalize((cp, cp) for cp in points)
+
+
+def test_code_point_text_indexes_code_points():
+    text = cs.code_point_text(0xE001)
+    assert len(text) == 0xE001 and text[0x41] == "A" and text[0xD800] == "\ud800" and text[0xE000] == chr(0xE000)
+
+
 def test_ascii_shorthand_classes_against_re():
     rnd = random.Random(3)
     cps = list(range(0x3000)) + [rnd.randrange(0x3000, 0x110000) for _ in range(5000)]
