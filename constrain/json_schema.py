@@ -285,7 +285,7 @@ class _SchemaCompiler:
         self.warnings: set[str] = set()
         self.formats = checked_formats() if format_assertion else frozenset()
         self.validator = Draft202012Validator(self.root, format_checker=FormatChecker() if format_assertion else None)
-        self._ref_stack: list[str] = []  # the linked references being expanded (absolute targets)
+        self._unrolled = 0  # recursive references being expanded (ref() stops at max_recursion)
         # recursive targets compiled as grammar holes: their bodies (None while being compiled);
         # None: recursion is unrolled
         self.bodies: dict[str, int | None] | None = None
@@ -344,11 +344,11 @@ class _SchemaCompiler:
             return EMPTY
         if not isinstance(schema, dict):
             raise SchemaError(f"a schema must be an object or a boolean, not {type(schema).__name__}", path)
-        # The term depends on the reference stack only through the number of recursive refs on it
-        # (ref() cuts at max_recursion of them). A linked schema stands for one target under one
-        # base URI and dynamic scope (constrain.schema_refs copies a target per base), so its id
-        # covers the base.
-        key = (id(schema), self.over, sum(map(self.is_recursive, self._ref_stack)))
+        # The term depends on the references being expanded only through how many of them are
+        # recursive (ref() cuts at max_recursion of them). A linked schema stands for one target
+        # under one base URI and dynamic scope (constrain.schema_refs copies a target per base), so
+        # its id covers the base.
+        key = (id(schema), self.over, self._unrolled)
         got = self._memo.get(key)
         if got is None:
             # the entry holds the schema: merged schemas are temporary, and a freed one's id is reused
@@ -410,12 +410,13 @@ class _SchemaCompiler:
         target = self.resolve(ref, path)
         where = self.refs.target(ref).path
         rest = _without(schema, "$ref")
-        if self.is_recursive(ref) and self.bodies is not None and not self.over and not any(k in _VALIDATION for k in rest):
+        recursive = self.is_recursive(ref)
+        if recursive and self.bodies is not None and not self.over and not any(k in _VALIDATION for k in rest):
             return self.hole(ref, target, where)
-        if self.is_recursive(ref) and sum(map(self.is_recursive, self._ref_stack)) >= self.max_recursion:
+        if recursive and self._unrolled >= self.max_recursion:
             self.note(f"recursive references are unrolled {self.max_recursion} levels deep")
             return self.st.not_(EMPTY) if self.over else EMPTY
-        self._ref_stack.append(ref)
+        self._unrolled += recursive
         try:
             if not any(k in _VALIDATION for k in rest):
                 return self.value(target, where)
@@ -424,7 +425,7 @@ class _SchemaCompiler:
                 return self.st.and_(self.value(target, where), self.value(rest, path))
             return self.value(merged, path)
         finally:
-            self._ref_stack.pop()
+            self._unrolled -= recursive
 
     def hole(self, ref: str, target, where: str) -> int:
         """The grammar nonterminal of a recursive target; its body is compiled once (references to
