@@ -119,15 +119,24 @@ class LinkedSchema:
             (uri, Resource.from_contents(doc, default_specification=DRAFT202012)) for uri, doc in docs))
         root_resource = DRAFT202012.create_resource(root)
         root_uri = root_resource.id() or ""
-        try:  # crawled once here: an uncrawled registry is crawled again on every anchor lookup
-            resolver = registry.with_resource(root_uri, root_resource).crawl().resolver(root_uri)
+        dynamic_names, identified = _identifiers(root, top=False)
+        for _, doc in docs:
+            names, ids = _identifiers(doc, top=True)
+            dynamic_names |= names
+            identified |= ids
+        registry = registry.with_resource(root_uri, root_resource)
+        try:  # crawled once here: an uncrawled registry is crawled again on every anchor lookup (a
+            # document without anchors or embedded identifiers has nothing to crawl for)
+            resolver = (registry.crawl() if identified else registry).resolver(root_uri)
         except (AttributeError, TypeError):
             raise SchemaError("identifiers ($id, id, $anchor, $dynamicAnchor) must be strings") from None
 
         self._paths: dict[int, str] = {}  # filled when a path is first needed
         self._documents = [("", root), *docs]
-        self._dynamic_names = sorted(_metaschema_dynamic_anchors().union(
-            *(_dynamic_anchors(doc) for _, doc in [("", root), *docs])))
+        self._root_uri = root_uri
+        # documents known to hold no anchor (when none has one, nothing was crawled)
+        self._anchorless = set() if identified else {root_uri, *(uri for uri, _ in docs)}
+        self._dynamic_names = sorted(_metaschema_dynamic_anchors() | dynamic_names)
         self._keys: dict[tuple, str] = {}
         self._targets: dict[str, Target] = {}
         self._edges: dict[str, set[str]] = {}
@@ -181,6 +190,10 @@ class LinkedSchema:
         (``<base URI>#/...``) that holds it, else the absolute reference that reached it."""
         if not isinstance(contents, dict):
             return absolute
+        pointer = absolute[len(self._root_uri):]
+        if absolute.startswith(self._root_uri) and pointer.startswith("#/") and "%" not in pointer \
+                and _base_uri(resolver) == self._root_uri:
+            return pointer  # a JSON pointer into the root document, spelled as the index spells it
         for uri, doc in self._documents:
             _index(doc, f"{uri}#", self._paths)
         self._documents = []
@@ -356,6 +369,8 @@ class LinkedSchema:
         for name in self._dynamic_names:
             found = None
             for uri, registry in scope:
+                if uri in self._anchorless:  # (asking an uncrawled registry would crawl it)
+                    continue
                 try:
                     anchor = registry.anchor(uri, name).value
                 except (Unresolvable, LookupError):
@@ -395,21 +410,26 @@ def _has_references(schema: Any) -> bool:
     return False
 
 
-def _dynamic_anchors(doc: Any) -> set[str]:
+def _identifiers(doc: Any, top: bool) -> tuple[set[str], bool]:
+    """The ``$dynamicAnchor`` names in ``doc``, and whether it has anchors or identifiers that
+    crawling would register (its top-level ``$id`` counted where ``top``)."""
     names: set[str] = set()
+    identified = False
     stack = [doc]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             if isinstance(node.get("$dynamicAnchor"), str):
                 names.add(node["$dynamicAnchor"])
+            identified = identified or "$anchor" in node or "$dynamicAnchor" in node or (
+                ("$id" in node or "id" in node) and (top or node is not doc))
             stack.extend(_subschemas(node))
-    return names
+    return names, identified
 
 
 @functools.cache
 def _metaschema_dynamic_anchors() -> frozenset[str]:
-    return frozenset().union(*(_dynamic_anchors(r.contents) for r in jsonschema_specifications.REGISTRY.values()))
+    return frozenset().union(*(_identifiers(r.contents, True)[0] for r in jsonschema_specifications.REGISTRY.values()))
 
 
 def _index(doc: Any, prefix: str, out: dict[int, str]) -> None:
