@@ -156,8 +156,7 @@ class Lowering:
         return st.seq(st.literal(b'"'), *[self.char(ord(c), Encoding.JSON) for c in s], st.literal(b'"'))
 
     def _utf8(self, s: cs.CharSet) -> int:
-        st = self.store
-        return st.alt(*[st.seq(*map(st.byte_set, seq)) for seq in _utf8_masks(s)])
+        return self.store.byte_sequences(_utf8_masks(s))
 
     def _u_escapes(self, s: cs.CharSet) -> int:
         """``\\uXXXX`` (hex digits in either case) for the BMP code points of ``s``, and
@@ -185,8 +184,7 @@ class Lowering:
 
     def _hex4(self, lo: int, hi: int) -> int:
         """Four hex digits (either case) spelling a number in [lo, hi]."""
-        st = self.store
-        return st.alt(*[st.seq(*map(st.byte_set, seq)) for seq in _hex4_masks(lo, hi)])
+        return self.store.byte_sequences(_hex4_masks(lo, hi))
 
     # -- AST -> term ------------------------------------------------------------------------------
     def node(self, node: tuple, encoding: Encoding, pattern: str) -> int:

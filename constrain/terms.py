@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import sys
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 
 EMPTY_K, EPS_K, BYTES_K, CAT_K, ALT_K, AND_K, NOT_K, REP_K, LAZY_K, HOLE_K = range(10)
 INF = -1
@@ -382,6 +382,34 @@ class TermStore:
                 t = self.rep(ids[node[1]], node[2], node[3])
             ids.append(t)
         return ids[-1]
+
+    def byte_sequences(self, seqs: Iterable[tuple[int, ...]]) -> int:
+        """The union of sequences of byte masks (``(m1, m2)``: a byte of m1, then one of m2), as a
+        deterministic trie: its first bytes split into disjoint masks, each followed by the union
+        of the tails it leads to, built the same way. A derivative then picks one existing term,
+        where the flat union of the sequences would derive every sequence into a new one (a
+        Unicode class has hundreds of UTF-8 sequences)."""
+        firsts: dict[int, list[tuple[int, ...]]] = {}
+        for seq in seqs:
+            firsts.setdefault(seq[0], []).append(seq[1:])
+        atoms: list[int] = []  # the bytes split by which first masks hold them
+        for m in firsts:
+            rest, split = m, []
+            for a in atoms:
+                both = a & m
+                if both:
+                    split.append(both)
+                    rest &= ~a
+                if a & ~m:
+                    split.append(a & ~m)
+            atoms = split + ([rest] if rest else [])
+        options = []
+        for a in atoms:
+            tails = sorted({t for m, ts in firsts.items() if m & a for t in ts})
+            longer = [t for t in tails if t]
+            rest = self.alt(EPS if tails[0] == () else EMPTY, self.byte_sequences(longer) if longer else EMPTY)
+            options.append(self.cat(self.byte_set(a), rest))
+        return self.alt(*options)
 
     def star(self, a: int) -> int:
         return self.rep(a, 0, INF)
