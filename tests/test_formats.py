@@ -399,3 +399,12 @@ def test_regex_subset_always_compiles_without_warnings(text):
         warnings.simplefilter("error")
         re.compile(text)
     assert _ours("regex")(text)
+
+
+@pytest.mark.parametrize("rule", ["URI", "URI_reference", "IRI", "IRI_reference"])
+def test_rfc3987_patterns_are_the_ones_the_checker_compiles(rule):
+    rfc3987 = pytest.importorskip("rfc3987")
+    from constrain.formats import _rfc3987_pattern
+
+    template = "^%%(%s)s$" % rule
+    assert _rfc3987_pattern(template) == rfc3987.get_compiled_pattern(template).pattern
