@@ -44,6 +44,8 @@ _ANCHORS = ("bos", "eos", "eol", "bol", "eolm")
 _FLAGS = {"i": int(re.I), "L": int(re.L), "m": int(re.M), "s": int(re.S), "x": int(re.X), "a": int(re.A),
           "u": int(re.U), "t": 1}
 _TYPE_FLAGS = int(re.A | re.L | re.U)
+# plain ints: testing an int against a RegexFlag goes through enum.Flag in Python
+_I, _M, _S, _X, _A, _U = (int(f) for f in (re.I, re.M, re.S, re.X, re.A, re.U))
 _VERBOSE_SPACE = " \t\n\r\v\f"
 
 # \d \w \s under the ASCII flag (sre's ASCII categories; str.isspace would add \x1c-\x1f).
@@ -131,7 +133,7 @@ class _Parser:
 
     def skip_verbose(self) -> None:
         """Under VERBOSE, whitespace and ``#`` comments between items are not part of the pattern."""
-        if not self.flags & re.X:
+        if not self.flags & _X:
             return
         while (c := self.peek()) is not None:
             if c in _VERBOSE_SPACE:
@@ -234,13 +236,13 @@ class _Parser:
             return self.group(at_start)
         if c == ".":
             self.i += 1
-            return ("set", cs.ANY if self.flags & re.S else cs.complement(cs.single(10)))
+            return ("set", cs.ANY if self.flags & _S else cs.complement(cs.single(10)))
         if c == "^":
             self.i += 1
-            return ("bol" if self.flags & re.M else "bos", pos)
+            return ("bol" if self.flags & _M else "bos", pos)
         if c == "$":
             self.i += 1
-            return ("eolm" if self.flags & re.M else "eol", pos)
+            return ("eolm" if self.flags & _M else "eol", pos)
         if c == "[":
             node = ("set", self.char_class())
         elif c == "\\":
@@ -248,8 +250,8 @@ class _Parser:
         else:
             self.i += 1
             node = ("set", cs.single(ord(c)))
-        if node[0] == "set" and self.flags & re.I:
-            node = ("set", _ignore_case(node[1], self.p[pos:self.i], bool(self.flags & re.A)))
+        if node[0] == "set" and self.flags & _I:
+            node = ("set", _ignore_case(node[1], self.p[pos:self.i], bool(self.flags & _A)))
         return node
 
     def braces_is_quantifier(self) -> bool:
@@ -377,7 +379,7 @@ class _Parser:
         if not at_start:
             raise self.error("global flags not at the start of the expression", start)
         flags = self.flags | add
-        if flags & re.A and flags & re.U:
+        if flags & _A and flags & _U:
             raise self.error("ASCII and UNICODE flags are incompatible", start)
         self.flags = flags
 
@@ -408,7 +410,7 @@ class _Parser:
         if c == "b" and in_class:
             return ("set", cs.single(8))
         if c in "dDwWsS":
-            if self.flags & re.A:
+            if self.flags & _A:
                 base = _ASCII_CLASSES[c.lower()]
             else:
                 base = {"d": cs.digit, "w": cs.word, "s": cs.space}[c.lower()]()
@@ -467,7 +469,7 @@ class _Parser:
             if c == "Z":
                 return ("eos", start)
             if c in "bB":
-                word = _ASCII_CLASSES["w"] if self.flags & re.A else cs.word()
+                word = _ASCII_CLASSES["w"] if self.flags & _A else cs.word()
                 return ("bound", start, c == "B", word)
         if c.isascii() and c.isalnum():
             raise self.error(f"bad escape \\{c}", start)
