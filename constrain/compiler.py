@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import re
 import threading
@@ -136,7 +138,8 @@ class Compiler:
             if got is not None:
                 self._cache.move_to_end(key)
                 return got
-        grammar = build()  # outside the lock: a slow compile does not block other requests
+        with _collector_paused():  # outside the lock: a slow compile does not block other requests
+            grammar = build()
         with self._lock:
             self._cache[key] = grammar  # one over the budget on its own is returned but not kept
             evict_least_recent(self._cache, lambda g: g.approx_nbytes(), self._cache_size, self._cache_bytes)
@@ -217,6 +220,33 @@ class Compiler:
                                    warnings=warnings, strings=self.strings, json_char=language.json_char)
 
         return self._cached(key, build)
+
+
+_pause_lock = threading.Lock()
+_pause_depth = 0  # compiles running with the collector paused
+_paused_by_us = False
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Automatic garbage collection off while compiling (process-wide, until the last concurrent
+    compile ends; left alone where the caller turned it off). A compile's objects stay alive with
+    its grammar or die by reference counting, yet the collector's passes kept walking the growing
+    term store: 30-45% of the time of the MaskBench schemas that compile in over 20 ms."""
+    global _pause_depth, _paused_by_us
+    with _pause_lock:
+        if _pause_depth == 0 and gc.isenabled():
+            gc.disable()
+            _paused_by_us = True
+        _pause_depth += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pause_depth -= 1
+            if _pause_depth == 0 and _paused_by_us:
+                gc.enable()
+                _paused_by_us = False
 
 
 def evict_least_recent(cache: OrderedDict, size_of: Callable[[Any], int], max_count: int, max_bytes: int) -> None:

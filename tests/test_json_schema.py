@@ -1577,6 +1577,31 @@ def test_resources_are_part_of_the_cache_key():
     assert matcher_verdict(tok, string, tok.canonical('"a"')) and not matcher_verdict(tok, string, tok.canonical("1"))
 
 
+def test_compiling_pauses_the_collector_and_restores_it():
+    """Off while any compile runs (nested or failing ones too), back on after the last; never turned
+    on where the caller had it off."""
+    import gc
+
+    from constrain.compiler import _collector_paused
+
+    compiler = constrain.Compiler(get_tok("smollm2").vocab, cache_size=0)
+    seen = []
+    with _collector_paused():
+        with _collector_paused():
+            seen.append(gc.isenabled())
+        seen.append(gc.isenabled())
+    assert seen == [False, False] and gc.isenabled()
+    with pytest.raises(constrain.SchemaError):
+        compiler.compile_json_schema({"type": "string", "minLength": -1})
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        compiler.compile_json_schema({"type": "integer"})
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_dynamic_ref_follows_the_dynamic_scope():
     """A generic list whose items are whatever the outermost ``$dynamicAnchor: item`` says."""
     resources = {"http://example.com/list": {"$id": "http://example.com/list", "type": "array",
