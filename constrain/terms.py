@@ -10,7 +10,7 @@ counters), intersection and complement are as easy as union (``pattern`` togethe
 
 Kinds (node tuples ``(kind, ...)``):
 ``EMPTY`` (no string), ``EPS`` (the empty string), ``BYTES mask`` (one byte from a 256-bit mask),
-``CAT a b``, ``ALT (t, ...)``, ``AND (t, ...)``, ``NOT t`` (complement over all byte
+``LIT data`` (the byte string ``data``, two bytes or more), ``CAT a b``, ``ALT (t, ...)``, ``AND (t, ...)``, ``NOT t`` (complement over all byte
 strings), ``REP t m n`` (``n`` = -1 for unbounded), ``LAZY key`` (a term defined on demand, see
 ``TermStore.lazy``), ``HOLE name`` (a nonterminal of a context-free grammar the term is part
 of: no regular language, see ``TermStore.hole``).
@@ -22,7 +22,7 @@ import heapq
 import sys
 from collections.abc import Callable, Hashable, Iterable
 
-EMPTY_K, EPS_K, BYTES_K, CAT_K, ALT_K, AND_K, NOT_K, REP_K, LAZY_K, HOLE_K = range(10)
+EMPTY_K, EPS_K, BYTES_K, CAT_K, ALT_K, AND_K, NOT_K, REP_K, LAZY_K, HOLE_K, LIT_K = range(11)
 INF = -1
 ALL_BYTES = (1 << 256) - 1
 
@@ -46,7 +46,6 @@ class TermStore:
         self._deriv: dict[tuple[int, int], int] = {}
         self._classes: dict[int, tuple[int, ...]] = {}
         self._cap: dict[tuple[int, int], int] = {}
-        self._literals: dict[bytes, int] = {}
         self._empty: dict[int, bool] = {}
         self._definitions: dict[int, Callable[[], int] | int] = {}  # LAZY terms: how to build, or built
         self._lazy_empty: dict[int, Callable[[], bool]] = {}
@@ -107,6 +106,8 @@ class TermStore:
             return 0
         if k == BYTES_K:
             return node[1]
+        if k == LIT_K:
+            return 1 << node[1][0]
         if k == CAT_K:
             f = self.first[node[1]]
             return f | self.first[node[2]] if self.nullable[node[1]] else f
@@ -144,6 +145,8 @@ class TermStore:
             return 0
         if k == BYTES_K:
             return 1
+        if k == LIT_K:
+            return len(node[1])
         if k == CAT_K:
             return min(self.min_len[node[1]] + self.min_len[node[2]], _FAR)
         if k == ALT_K:
@@ -172,13 +175,15 @@ class TermStore:
         return self.byte_set(range_mask(lo, hi))
 
     def literal(self, data: bytes) -> int:
-        t = self._literals.get(data)
-        if t is None:  # memoized: the same keys and punctuation are spelled all over a schema
-            t = EPS
-            for b in reversed(data):
-                t = self.cat(self.byte_set(1 << b), t)
-            self._literals[data] = t
-        return t
+        """The byte string ``data``: one node however long (member names, enum strings and
+        keywords are spelled all over a schema; their derivatives are built as a text reads them)."""
+        if len(data) < 2:
+            return self.byte_set(1 << data[0]) if data else EPS
+        node = (LIT_K, data)
+        tid = self.index.get(node)
+        if tid is None:
+            tid = self._add(node, False, False, 1 << data[0], len(data), False)
+        return tid
 
     def cat(self, a: int, b: int) -> int:
         if a == EMPTY or b == EMPTY:
@@ -370,6 +375,8 @@ class TermStore:
                 t = EPS
             elif k == BYTES_K:
                 t = self.byte_set(node[1])
+            elif k == LIT_K:
+                t = self.literal(node[1])
             elif k == CAT_K:
                 t = self.cat(ids[node[1]], ids[node[2]])
             elif k == ALT_K:
@@ -429,6 +436,8 @@ class TermStore:
             parts: tuple[int, ...] = (ALL_BYTES,)
         elif k == BYTES_K:
             parts = tuple(m for m in (node[1], ALL_BYTES ^ node[1]) if m)
+        elif k == LIT_K:
+            parts = (1 << node[1][0], ALL_BYTES ^ (1 << node[1][0]))
         elif k == CAT_K:
             parts = self.classes(node[1])
             if self.nullable[node[1]]:
@@ -464,6 +473,8 @@ class TermStore:
             d = EMPTY
         elif k == BYTES_K:
             d = EPS if (node[1] >> b) & 1 else EMPTY
+        elif k == LIT_K:  # b is its first byte (see the first-byte test above)
+            d = self.literal(node[1][1:])
         elif k == CAT_K:
             a, rest = node[1], node[2]
             d = self.cat(self.deriv(a, b), rest)

@@ -48,3 +48,15 @@ def test_byte_sequences_is_deterministic(seqs):
             if d != EMPTY:
                 frontier.append(d)
     assert len(store.nodes) == built
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=6), other=st.binary(max_size=7))
+def test_literal_is_its_bytes_and_travels_between_stores(data, other):
+    store = TermStore()
+    term = store.literal(data)
+    assert accepts(store, term, tuple(data)) and accepts(store, term, tuple(other)) == (other == data)
+    assert len(store.nodes) <= 3 + len(data)  # one node, and one per derivative taken
+    copy = TermStore()
+    moved = copy.import_term(store.export_term(term))
+    assert moved == copy.literal(data) and accepts(copy, moved, tuple(data))
