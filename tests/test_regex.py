@@ -1311,6 +1311,18 @@ def test_exported_terms_rebuild_the_same_term(pattern):
     assert fresh.import_term(graph) == lowered
 
 
+def test_utf8_tries_rebuilt_in_another_store_are_the_built_ones():
+    from constrain import regex as regex_module
+
+    regex_module._UTF8_TRIES.clear()
+    Lowering(TermStore()).charset(cs.word(), Encoding.RAW)  # built, then cached
+    assert cs.word() in regex_module._UTF8_TRIES
+    store = TermStore()
+    store.literal(b"unrelated terms first, so that ids differ from the first store's")
+    rebuilt = Lowering(store).charset(cs.word(), Encoding.RAW)
+    assert rebuilt == store.byte_sequences(regex_module._utf8_masks(cs.word()))
+
+
 def test_lowered_patterns_are_shared_across_stores_by_options():
     """The cross-store cache keys on the options that change the term (JSON escapes here): a
     pattern lowered with escapes allowed is not served to a store that refuses them."""
