@@ -31,6 +31,7 @@ from fractions import Fraction
 from .terms import EMPTY, EPS, TermStore
 
 _ZERO_TO_NINE = (0x30, 0x39)
+_MULTIPLES: dict[tuple, tuple | str] = {}  # (step, budget) -> the multiples as a portable graph, or a refusal
 SIGNIFICANT_DIGITS = 15  # a float tells apart every pair of decimals with this many significant digits
 
 
@@ -165,8 +166,24 @@ class NumberTerms:
         """
         got = self._multiples.get((step, budget))
         if got is None:  # memoized: the branches of a schema repeat their multipleOf (anyOf distributes it)
-            got = self._multiples[step, budget] = self._build_multiples(step, budget)
+            got = self._multiples[step, budget] = self._shared_multiples(step, budget)
         return got
+
+    def _shared_multiples(self, step: MultipleStep, budget: int) -> int:
+        """Built once per process, then rebuilt in other stores from a portable graph (schemas
+        repeat a few steps: 0.01, 0.5, ...); a refusal is remembered too."""
+        got = _MULTIPLES.get((step, budget))
+        if isinstance(got, str):
+            raise MultipleRefused(got)
+        if got is not None:
+            return self.st.import_term(got)
+        try:
+            term = self._build_multiples(step, budget)
+        except MultipleRefused as exc:
+            _remember(_MULTIPLES, (step, budget), str(exc))
+            raise
+        _remember(_MULTIPLES, (step, budget), self.st.export_term(term))
+        return term
 
     def _build_multiples(self, step: MultipleStep, budget: int) -> int:
         st = self.st
@@ -315,3 +332,8 @@ def _split(x: Decimal) -> tuple[str, str]:
         i, f = text, ""
     i = i.lstrip("0") or "0"
     return i, f
+
+
+def _remember(cache: dict, key, value) -> None:
+    if len(cache) < 1024:  # bounded: steps are few in practice
+        cache[key] = value

@@ -202,3 +202,21 @@ def test_multiple_of_refusals():
         NumberTerms(TermStore()).multiples(multiple_step(2**-20, integer=False))  # 20 decimals
     with pytest.raises(MultipleRefused):
         NumberTerms(TermStore()).multiples(multiple_step(999983, integer=False), budget=1000)
+
+
+def test_multiples_shared_across_stores_are_the_built_ones():
+    from constrain import numbers
+    from constrain.terms import TermStore
+
+    numbers._MULTIPLES.clear()
+    step = multiple_step(0.25, False)
+    NumberTerms(TermStore()).multiples(step)  # built, then kept as a portable graph
+    store = TermStore()
+    store.literal(b"unrelated terms first, so that ids differ")
+    shared = NumberTerms(store).multiples(step)
+    assert shared == NumberTerms(store)._build_multiples(step, 30_000)
+    with pytest.raises(MultipleRefused):
+        NumberTerms(TermStore()).multiples(step, budget=3)
+    assert isinstance(numbers._MULTIPLES[step, 3], str)
+    with pytest.raises(MultipleRefused):  # remembered, refused again
+        NumberTerms(TermStore()).multiples(step, budget=3)
