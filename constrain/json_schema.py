@@ -379,11 +379,10 @@ class _SchemaCompiler:
             return self.conditional(schema, path)
         rest = _without(schema, "then", "else")
         types = _type_list(schema)
-        for kw in schema:
-            if kw in _VALIDATION and kw not in _HANDLED:
-                applies = _KEYWORD_TYPES.get(kw)
-                if applies is None or applies & set(types):
-                    self.unsupported(kw, path)
+        for kw in schema.keys() - _HANDLED & _VALIDATION:
+            applies = _KEYWORD_TYPES.get(kw)
+            if applies is None or applies & set(types):
+                self.unsupported(kw, path)
         if "enum" in schema or "const" in schema:
             return self.enumeration(rest, path)
         if "integer" in types and "number" in types:
@@ -1296,6 +1295,9 @@ def _forbids(schema: dict, name: str) -> bool:
 
 
 def _without(schema: dict, *keys: str) -> dict:
+    """``schema`` less ``keys`` (itself where it has none of them: callers never modify it)."""
+    if not any(k in schema for k in keys):
+        return schema
     return {k: v for k, v in schema.items() if k not in keys}
 
 
