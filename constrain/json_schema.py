@@ -379,10 +379,11 @@ class _SchemaCompiler:
             return self.conditional(schema, path)
         rest = _without(schema, "then", "else")
         types = _type_list(schema)
-        for kw in schema.keys() - _HANDLED & _VALIDATION:
-            applies = _KEYWORD_TYPES.get(kw)
-            if applies is None or applies & set(types):
-                self.unsupported(kw, path)
+        for kw in schema:  # in the schema's order: the first refused keyword is the one reported
+            if kw in _VALIDATION and kw not in _HANDLED:
+                applies = _KEYWORD_TYPES.get(kw)
+                if applies is None or applies & set(types):
+                    self.unsupported(kw, path)
         if "enum" in schema or "const" in schema:
             return self.enumeration(rest, path)
         if "integer" in types and "number" in types:
