@@ -99,7 +99,6 @@ _MAX_UNROLL = 100  # a bounded repetition holding assertions is unrolled, up to 
 # Lowered patterns as store-independent graphs (``TermStore.export_term``), shared by all stores.
 _PORTABLE: dict[tuple, tuple] = {}
 _PORTABLE_MAX = 4096
-_UTF8_TRIES: dict[cs.CharSet, tuple] = {}  # the UTF-8 tries of character sets, as portable graphs
 
 
 class Lowering:
@@ -157,13 +156,8 @@ class Lowering:
         return st.seq(st.literal(b'"'), *[self.char(ord(c), Encoding.JSON) for c in s], st.literal(b'"'))
 
     def _utf8(self, s: cs.CharSet) -> int:
-        graph = _UTF8_TRIES.get(s)
-        if graph is not None:  # built in an earlier store: rebuilding the graph skips the trie's splitting
-            return self.store.import_term(graph)
-        term = self.store.byte_sequences(_utf8_masks(s))
-        if len(_UTF8_TRIES) < _PORTABLE_MAX:
-            _UTF8_TRIES[s] = self.store.export_term(term)
-        return term
+        # shared across stores: rebuilding the trie's graph skips splitting its bytes again
+        return self._portable(("utf8", s), lambda: self.store.byte_sequences(_utf8_masks(s)))
 
     def _u_escapes(self, s: cs.CharSet) -> int:
         """``\\uXXXX`` (hex digits in either case) for the BMP code points of ``s``, and
