@@ -10,10 +10,11 @@ counters), intersection and complement are as easy as union (``pattern`` togethe
 
 Kinds (node tuples ``(kind, ...)``):
 ``EMPTY`` (no string), ``EPS`` (the empty string), ``BYTES mask`` (one byte from a 256-bit mask),
-``LIT data`` (the byte string ``data``, two bytes or more), ``CAT a b``, ``ALT (t, ...)``, ``AND (t, ...)``, ``NOT t`` (complement over all byte
-strings), ``REP t m n`` (``n`` = -1 for unbounded), ``LAZY key`` (a term defined on demand, see
-``TermStore.lazy``), ``HOLE name`` (a nonterminal of a context-free grammar the term is part
-of: no regular language, see ``TermStore.hole``).
+``LIT data`` (the byte string ``data``, two bytes or more), ``CAT a b``, ``ALT (t, ...)``,
+``AND (t, ...)``, ``NOT t`` (complement over all byte strings), ``REP t m n`` (``n`` = -1 for
+unbounded), ``LAZY key`` (a term defined on demand, see ``TermStore.lazy``), ``HOLE name`` (a
+nonterminal of a context-free grammar the term is part of: no regular language, see
+``TermStore.hole``).
 """
 
 from __future__ import annotations
@@ -106,8 +107,6 @@ class TermStore:
             return 0
         if k == BYTES_K:
             return node[1]
-        if k == LIT_K:
-            return 1 << node[1][0]
         if k == CAT_K:
             f = self.first[node[1]]
             return f | self.first[node[2]] if self.nullable[node[1]] else f
@@ -145,8 +144,6 @@ class TermStore:
             return 0
         if k == BYTES_K:
             return 1
-        if k == LIT_K:
-            return len(node[1])
         if k == CAT_K:
             return min(self.min_len[node[1]] + self.min_len[node[2]], _FAR)
         if k == ALT_K:
