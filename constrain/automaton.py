@@ -35,6 +35,8 @@ class LazyDFA:
         self.row_known[DEAD] = True
         self.start = self.state(start_term)
         self._mask_keys: dict[tuple[int, int], int] = {}
+        # byte classes as index arrays: per automaton, so that the memory goes with it
+        self._indices: dict[int, np.ndarray] = {}
 
     @property
     def num_states(self) -> int:
@@ -84,10 +86,17 @@ class LazyDFA:
                 row = np.empty(256, dtype=np.int32)
                 for mask in store.classes(term):
                     rep = (mask & -mask).bit_length() - 1
-                    row[_mask_indices(mask)] = self.state(store.deriv(term, rep))
+                    row[self._mask_indices(mask)] = self.state(store.deriv(term, rep))
                 self.table[sid] = row
                 self.row_known[sid] = True
             return self.table[sid]
+
+    def _mask_indices(self, mask: int) -> np.ndarray:
+        got = self._indices.get(mask)
+        if got is None:
+            bits = np.unpackbits(np.frombuffer(mask.to_bytes(32, "little"), dtype=np.uint8), bitorder="little")
+            got = self._indices[mask] = np.flatnonzero(bits)
+        return got
 
     def ensure_rows(self, sids: np.ndarray) -> None:
         for sid in np.unique(sids[~self.row_known[sids]]).tolist():
@@ -112,16 +121,3 @@ class LazyDFA:
             out = self.state(self.store.cap_counters(self.term_of[sid], lookahead))
         self._mask_keys[key] = out
         return out
-
-
-_INDEX_CACHE: dict[int, np.ndarray] = {}
-
-
-def _mask_indices(mask: int) -> np.ndarray:
-    got = _INDEX_CACHE.get(mask)
-    if got is None:
-        bits = np.unpackbits(np.frombuffer(mask.to_bytes(32, "little"), dtype=np.uint8), bitorder="little")
-        got = np.flatnonzero(bits)
-        if len(_INDEX_CACHE) < 100_000:
-            _INDEX_CACHE[mask] = got
-    return got

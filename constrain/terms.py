@@ -47,6 +47,9 @@ class TermStore:
         self._deriv: dict[tuple[int, int], int] = {}
         self._classes: dict[int, tuple[int, ...]] = {}
         self._cap: dict[tuple[int, int], int] = {}
+        # refinements of byte partitions: per store, so that the memory goes with it (a process-wide
+        # cache grew with every grammar's masks, and slowed the compiles after it by a third)
+        self._refined: dict[tuple, tuple[int, ...]] = {}
         self._empty: dict[int, bool] = {}
         self._definitions: dict[int, Callable[[], int] | int] = {}  # LAZY terms: how to build, or built
         self._lazy_empty: dict[int, Callable[[], bool]] = {}
@@ -438,7 +441,7 @@ class TermStore:
         elif k == CAT_K:
             parts = self.classes(node[1])
             if self.nullable[node[1]]:
-                parts = _refine(parts, self.classes(node[2]))
+                parts = self._refine(parts, self.classes(node[2]))
         elif k == LAZY_K:
             parts = self.classes(self.definition(t))
         elif k == HOLE_K:
@@ -446,15 +449,27 @@ class TermStore:
         elif k in (ALT_K, AND_K):
             parts = (ALL_BYTES,)
             for u in node[1]:
-                parts = _refine(parts, self.classes(u))
+                parts = self._refine(parts, self.classes(u))
             if k == ALT_K:  # bytes no child can start with all lead to EMPTY: one class
                 dead = ALL_BYTES ^ self.first[t]
                 if dead:
-                    parts = _refine(parts, (dead, self.first[t])) 
+                    parts = self._refine(parts, (dead, self.first[t]))
         else:  # NOT, REP
             parts = self.classes(node[1])
         self._classes[t] = parts
         return parts
+
+    def _refine(self, p: tuple[int, ...], q: tuple[int, ...]) -> tuple[int, ...]:
+        """The coarsest partition finer than both ``p`` and ``q``."""
+        if len(p) == 1:
+            return q
+        if len(q) == 1 or p == q:
+            return p
+        key = (p, q)
+        got = self._refined.get(key)
+        if got is None:
+            got = self._refined[key] = tuple(x & y for x in p for y in q if x & y)
+        return got
 
     def deriv(self, t: int, b: int) -> int:
         """The derivative of term ``t`` by byte ``b``: the strings s such that b+s is in t."""
@@ -616,24 +631,6 @@ def range_mask(lo: int, hi: int) -> int:
 
 class HoleReached(Exception):
     """An automaton operation reached a grammar hole: the term is not regular there."""
-
-
-_REFINED: dict[tuple, tuple[int, ...]] = {}
-
-
-def _refine(p: tuple[int, ...], q: tuple[int, ...]) -> tuple[int, ...]:
-    if len(p) == 1:
-        return q
-    if len(q) == 1 or p == q:
-        return p
-    key = (p, q)
-    got = _REFINED.get(key)
-    if got is None:
-        got = tuple(x & y for x in p for y in q if x & y)
-        if len(_REFINED) > 200_000:
-            _REFINED.clear()
-        _REFINED[key] = got
-    return got
 
 
 sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
