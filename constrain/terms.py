@@ -44,7 +44,7 @@ class TermStore:
         # how far the term is from accepting, as the sum of its conjuncts' shortest strings: the
         # priority of emptiness searches (intersections must satisfy every part)
         self.min_len: list[int] = []
-        self._deriv: dict[tuple[int, int], int] = {}
+        self._deriv: dict[int, int] = {}  # by t << 8 | byte: an int key is hashed fast, and the collector ignores it
         self._classes: dict[int, tuple[int, ...]] = {}
         self._cap: dict[tuple[int, int], int] = {}
         # refinements of byte partitions: per store, so that the memory goes with it (a process-wide
@@ -475,7 +475,7 @@ class TermStore:
         """The derivative of term ``t`` by byte ``b``: the strings s such that b+s is in t."""
         if not (self.first[t] >> b) & 1:
             return EMPTY
-        key = (t, b)
+        key = t << 8 | b
         got = self._deriv.get(key)
         if got is not None:
             return got
