@@ -503,10 +503,10 @@ class _SchemaCompiler:
         # as positive schemas where negate knows one, else outside the other polarity of the
         # branch (a superset where this is a subset)
         inverses = [negate(b) for b in schema[key]]
-        read = [self._read(b) for b, _ in branches]  # merged with the siblings
+        overlapping = self.overlaps([self._read(b) for b, _ in branches])  # merged with the siblings
         out = []
         for i, (b, bpath) in enumerate(branches):
-            others = [j for j in range(len(branches)) if j != i and not self.disjoint(read[i], read[j])]
+            others = overlapping[i]
             term = self.conjunction(b, bpath, [(inverses[j], f"{path}/oneOf/{j}") for j in others
                                                if inverses[j] is not None])
             rivals = [self.flipped(schema[key][j], f"{path}/oneOf/{j}") for j in others if inverses[j] is None]
@@ -527,17 +527,28 @@ class _SchemaCompiler:
         else_t = self.conjunction(rest, path, [(schema.get("else", True), path + "/else")])
         return st.alt(then_t, st.and_(else_t, st.not_(self.flipped(cond, path + "/if"))))
 
-    def disjoint(self, a, b) -> bool:
-        """Whether no instance can be valid under both schemas (a sufficient, syntactic test)."""
-        if not isinstance(a, dict) or not isinstance(b, dict):
+    def overlaps(self, schemas: list) -> list[list[int]]:
+        """For each schema, the others (in order) that some instance may satisfy together with it:
+        each pair tested once, with each schema's types and values read once (a oneOf of n
+        branches has n(n-1)/2 pairs)."""
+        kinds = [(_type_set(s), _values(s)) if isinstance(s, dict) else None for s in schemas]
+        out: list[list[int]] = [[] for _ in schemas]
+        for i, j in itertools.combinations(range(len(schemas)), 2):
+            if not self.disjoint(schemas[i], schemas[j], kinds[i], kinds[j]):
+                out[i].append(j)
+                out[j].append(i)
+        return out
+
+    def disjoint(self, a, b, kind_a: tuple | None, kind_b: tuple | None) -> bool:
+        """Whether no instance can be valid under both schemas (a sufficient, syntactic test);
+        ``kind_*``: a dict schema's type set and its const/enum values (None for a boolean)."""
+        if kind_a is None or kind_b is None:
             return a is False or b is False
-        ta, tb = _type_set(a), _type_set(b)
+        (ta, va), (tb, vb) = kind_a, kind_b
         if not ta & tb:
             return True
-        if "const" in a or "enum" in a or "const" in b or "enum" in b:
-            va, vb = _values(a), _values(b)
-            if va is not None and vb is not None and not any(equal(x, y) for x in va for y in vb):
-                return True
+        if va is not None and vb is not None and not any(equal(x, y) for x in va for y in vb):
+            return True
         return (ta <= {"object"} or tb <= {"object"}) and self._discriminated(a, b)
 
     def _discriminated(self, a: dict, b: dict) -> bool:
