@@ -45,6 +45,9 @@ How keywords compile:
   one merged schema per set of names present.
 - ``unevaluatedProperties``/``unevaluatedItems``: rewritten into plain keywords per annotation
   case (``constrain.schema_unevaluated``).
+- Member values and array elements that provably refuse nothing, warn only as known in advance,
+  accept some value and hold no recursion are built when generation first reaches them
+  (``constrain.schema_deferral``): an instance of a large document visits a few of its members.
 
 Repeated keys: a text with a key twice means what its parser makes of it (``json.loads`` keeps
 the last). Generated texts are checked member by member, which is sound for them; the supersets
@@ -84,6 +87,7 @@ from .cfg.ir import Grammar
 from .schema_check import check_schema
 from .schema_merge import merge
 from .schema_negate import negate
+from .schema_deferral import BOUNDED_NUMBERS_NOTE, DECLARED_ORDER_NOTE, STRICT_PROPERTIES_NOTE, Deferral, escape_pointer, json_type
 from .schema_dialects import INTEGER_TEXT
 from .schema_refs import LinkedSchema
 from .schema_grammar import MAX_LAZY_STATES, NotContextFree, grammar_of
@@ -201,11 +205,13 @@ def compile_schema(schema: dict | bool, store: TermStore, *, recursion: str = "g
                 grammar = built.grammar
                 for where in built.unrolled:
                     compiler.note(f"recursive references under {where} are unrolled {max_recursion} levels deep")
+            compiler.sealed = True
             return SchemaLanguage(term, sorted(compiler.warnings), compiler.json_char, grammar)
         except (NotContextFree, HoleReached):
-            pass  # unrolled below, with the narrowing recorded
+            compiler.sealed = True  # unrolled below, with the narrowing recorded
     compiler = _SchemaCompiler(schema, store, max_recursion=max_recursion, **options)
     term = compiler.value(compiler.root, "#")
+    compiler.sealed = True
     return SchemaLanguage(term, sorted(compiler.warnings), compiler.json_char)
 
 
@@ -259,6 +265,8 @@ def _prelude(whitespace: str, max_whitespace: int, unicode_escapes: bool) -> _Pr
 
 
 class _SchemaCompiler:
+    defer = True  # build proven member values and elements when first reached (tests compare with False)
+
     def __init__(self, root, store: TermStore, *, whitespace: str = "flexible", max_whitespace: int = 24,
                  lenient: bool = False, max_recursion: int = 4,
                  strict_properties: bool = True, format_assertion: bool = True,
@@ -283,6 +291,7 @@ class _SchemaCompiler:
         self.max_recursion = max_recursion
         self.strict_properties = strict_properties
         self.warnings: set[str] = set()
+        self.sealed = False  # the compile has returned (what is built now is a deferred value)
         self.formats = checked_formats() if format_assertion else frozenset()
         self.validator = Draft202012Validator(self.root, format_checker=FormatChecker() if format_assertion else None)
         self._unrolled = 0  # recursive references being expanded (ref() stops at max_recursion)
@@ -297,18 +306,31 @@ class _SchemaCompiler:
         self._memo: dict[tuple, tuple[dict, int]] = {}
         self._strings: dict[str, int] = {}
         self._any: int | None = None  # any_value(), built once
+        # member values and array elements proven to change nothing else are built when first
+        # reached (constrain.schema_deferral); by the schema's id (the entry holds the schema)
+        self._deferrals: dict[int, Deferral] = {}  # by self._unrolled: what is built now differs
+        self._deferred: dict[tuple, tuple[Any, int]] = {}
+        self._overlaps: dict[int, tuple[dict, list[list[int]]]] = {}  # by the oneOf schema's id (held)
 
     # -- helpers ------------------------------------------------------------------------------
     def unsupported(self, keyword: str, path: str, detail: str = "") -> None:
         if self.over:  # a superset may drop any constraint: every caller widens after this call
             return
+        self._check_open(f"refused {keyword!r} at {path}")
         if not self.lenient:
             raise UnsupportedSchemaError(keyword, path, detail)
         self.warnings.add(f"ignored {keyword!r} at {path}" + (f": {detail}" if detail else ""))
 
     def note(self, message: str) -> None:
-        if not self.over:  # supersets narrow nothing
+        if not self.over and message not in self.warnings:  # supersets narrow nothing
+            self._check_open(message)
             self.warnings.add(message)
+
+    def _check_open(self, what: str) -> None:
+        """A deferred value built after the compile (deferred_value) must not refuse or warn: the
+        compile has reported already. Loud, should that proof ever fail."""
+        if self.sealed:
+            raise AssertionError(f"a value built after compiling reported {what!r} (constrain.schema_deferral)")
 
     def flipped(self, schema, path: str) -> int:
         """``schema`` compiled in the other polarity (a superset while building a subset, and the
@@ -337,6 +359,53 @@ class _SchemaCompiler:
         return st.opt(body) if lo == 0 else body
 
     # -- values ---------------------------------------------------------------------------------
+    def deferred_value(self, schema, path: str) -> int:
+        """``value(schema, path)``, built when generation (or an emptiness search) first reaches
+        it where constrain.schema_deferral proves that changes nothing else: its warnings are
+        recorded now, and it refuses nothing, is nonempty and has no recursive reference."""
+        if self.over or not self.defer or schema is True or not isinstance(schema, dict):
+            return self.value(schema, path)
+        key = (id(schema), self._unrolled)
+        got = self._deferred.get(key)
+        if got is not None:
+            return got[1]
+        notes = self.deferral().notes(schema, path)
+        if notes is None or not (_CONTAINERS & schema.keys()):  # (scalars are as cheap to build now)
+            return self.value(schema, path)
+        for message in notes:
+            self.note(message)
+        unrolled = self._unrolled
+
+        def define() -> int:
+            # built later, maybe inside another value's superset (an emptiness search): as now
+            saved = self.over, self._unrolled
+            self.over, self._unrolled = False, unrolled
+            try:
+                return self.value(schema, path)
+            finally:
+                self.over, self._unrolled = saved
+
+        term = self.st.lazy(("deferred", self.st.fresh_key()), define, nullable=False, empty=None, min_len=1)
+        self._deferred[key] = (schema, term)
+        return term
+
+    def deferral(self) -> Deferral:
+        """What may wait, at the current depth of unrolled recursion (parts built now differ)."""
+        got = self._deferrals.get(self._unrolled)
+        if got is None:
+            got = self._deferrals[self._unrolled] = Deferral(
+                self.refs, self.formats, self.validator, self.disjoint_one_of, self.built_now,
+                strict_properties=self.strict_properties, any_order=self.any_order)
+        return got
+
+    def built_now(self, schema, path: str) -> bool:
+        """``value(schema, path)`` built now, for a deferred value that holds it: whether it can
+        wait inside one (nonempty by its structure, without AND/NOT: an emptiness search here
+        cost more than deferring saved; and without grammar holes)."""
+        term = self.value(schema, path)
+        st = self.st
+        return term != EMPTY and not st.has_bool[term] and not st.has_hole[term]
+
     def value(self, schema, path: str) -> int:
         if schema is True:
             return self.any_value()
@@ -487,23 +556,15 @@ class _SchemaCompiler:
 
     def any_of(self, schema: dict, path: str) -> int:
         st = self.st
-        if "anyOf" in schema:
-            key, rest = "anyOf", _without(schema, "anyOf")
-        else:
-            key, rest = "oneOf", _without(schema, "oneOf")
-        branches = []
-        for i, b in enumerate(schema[key]):
-            m = merge(rest, self._resolved(b))
-            bpath = f"{path}/{key}/{i}"
-            branches.append((m, bpath) if m is not None and not (isinstance(m, dict) and "allOf" in m and "allOf" not in rest)
-                            else ({"allOf": [rest, b]}, bpath))
+        key = "anyOf" if "anyOf" in schema else "oneOf"
+        branches = self.branches(schema, key, path)
         if key == "anyOf" or len(branches) < 2:
             return st.alt(*[self.value(b, p) for b, p in branches])
         # exactly one: branch i and no other that an instance of it may also satisfy, "no other"
         # as positive schemas where negate knows one, else outside the other polarity of the
         # branch (a superset where this is a subset)
         inverses = [negate(b) for b in schema[key]]
-        overlapping = self.overlaps([self._read(b) for b, _ in branches])  # merged with the siblings
+        overlapping = self.one_of_overlaps(schema, branches)
         out = []
         for i, (b, bpath) in enumerate(branches):
             others = overlapping[i]
@@ -512,6 +573,31 @@ class _SchemaCompiler:
             rivals = [self.flipped(schema[key][j], f"{path}/oneOf/{j}") for j in others if inverses[j] is None]
             out.append(st.and_(term, st.not_(st.alt(*rivals))) if rivals else term)
         return st.alt(*out)
+
+    def branches(self, schema: dict, key: str, path: str) -> list[tuple[Any, str]]:
+        """The ``anyOf``/``oneOf`` branches with their siblings merged in, and their paths."""
+        rest = _without(schema, key)
+        out = []
+        for i, b in enumerate(schema[key]):
+            m = merge(rest, self._resolved(b))
+            bpath = f"{path}/{key}/{i}"
+            out.append((m, bpath) if m is not None and not (isinstance(m, dict) and "allOf" in m and "allOf" not in rest)
+                       else ({"allOf": [rest, b]}, bpath))
+        return out
+
+    def one_of_overlaps(self, schema: dict, branches: list[tuple[Any, str]] | None = None) -> list[list[int]]:
+        """``overlaps`` of the ``oneOf`` branches of ``schema`` (merged with their siblings), once
+        per schema: constrain.schema_deferral asks too."""
+        got = self._overlaps.get(id(schema))
+        if got is None:
+            branches = self.branches(schema, "oneOf", "#") if branches is None else branches
+            got = self._overlaps[id(schema)] = (schema, self.overlaps([self._read(b) for b, _ in branches]))
+        return got[1]
+
+    def disjoint_one_of(self, schema: dict) -> bool:
+        """Whether any_of compiles the ``oneOf`` of ``schema`` as the union of its branches (no two
+        may overlap, so none needs the others excluded)."""
+        return not any(self.one_of_overlaps(schema))
 
     def conditional(self, schema: dict, path: str) -> int:
         st = self.st
@@ -600,7 +686,7 @@ class _SchemaCompiler:
         terms = [self.literal_value(v, wide=self.over) for v in kept]
         if rest.get(INTEGER_TEXT) == "plain":  # numbers written as plain integers (draft 4's integer)
             plain = self.st.seq(self.st.opt(self.st.literal(b"-")), self.num.natural)
-            terms = [self.st.and_(t, plain) if _json_type(v) in ("integer", "number") else t for v, t in zip(kept, terms)]
+            terms = [self.st.and_(t, plain) if json_type(v) in ("integer", "number") else t for v, t in zip(kept, terms)]
         return self.st.alt(*terms)
 
     def literal_value(self, v: Any, wide: bool = False) -> int:
@@ -680,7 +766,7 @@ class _SchemaCompiler:
                     hi, hi_strict = b, strict
         parts = [base, self.multiple(schema, path, integer)]
         if lo is not None or hi is not None:
-            self.note("bounded numbers are written without exponent")
+            self.note(BOUNDED_NUMBERS_NOTE)
             parts.append(num.decimal_range(lo, lo_strict, hi, hi_strict))
         exact = st.and_(*parts)
         if not self.over:
@@ -729,9 +815,9 @@ class _SchemaCompiler:
     # -- containers -------------------------------------------------------------------------------
     def array(self, schema: dict, path: str) -> int:
         st = self.st
-        prefix = [self.value(s, f"{path}/prefixItems/{i}") for i, s in enumerate(schema.get("prefixItems", []))]
+        prefix = [self.deferred_value(s, f"{path}/prefixItems/{i}") for i, s in enumerate(schema.get("prefixItems", []))]
         items = schema.get("items", True)
-        item = self.value(items, path + "/items")
+        item = self.deferred_value(items, path + "/items")
         lo = int(schema.get("minItems", 0))
         hi = schema.get("maxItems")
         hi = INF if hi is None else int(hi)
@@ -795,7 +881,7 @@ class _SchemaCompiler:
             if not types <= {"null", "boolean"}:
                 return None
             values = ([None] if "null" in types else []) + ([True, False] if "boolean" in types else [])
-        if schema.get(INTEGER_TEXT) == "plain" and any(_json_type(v) in ("integer", "number") for v in values):
+        if schema.get(INTEGER_TEXT) == "plain" and any(json_type(v) in ("integer", "number") for v in values):
             return None  # which texts of a number are valid depends on the text (draft 4's integer)
         check = self.validator.evolve(schema=schema)  # the validator itself decides: exact
         return [v for v in values if check.is_valid(v)]
@@ -881,7 +967,7 @@ class _SchemaCompiler:
                                    for name, names in rules.items()]
         for name, sub in schema.get("dependentSchemas", {}).items():
             if sub is not True:
-                then.append((name, self.dependent_schema(base, sub, f"{path}/dependentSchemas/{_escape(name)}")))
+                then.append((name, self.dependent_schema(base, sub, f"{path}/dependentSchemas/{escape_pointer(name)}")))
         return st.and_(term, *[st.alt(st.not_(self.object_has(member, name)), t) for name, t in then])
 
     def dependent_cases(self, schema: dict, path: str) -> int | None:
@@ -1046,7 +1132,7 @@ class _SchemaCompiler:
                 props[name] = True
         members = []
         for name in props:
-            m = self.member(schema, name, f"{path}/properties/{_escape(name)}")
+            m = self.member(schema, name, f"{path}/properties/{escape_pointer(name)}")
             if m == EMPTY:
                 if name in required:
                     return EMPTY, EMPTY
@@ -1068,7 +1154,7 @@ class _SchemaCompiler:
         if self.unordered:
             return self.braces(b"{", self.unordered_body(members, extras, lo, hi, rules), b"}"), member
         if len(props) > 1 or members and extras:
-            self.note("declared properties are written in declaration order")
+            self.note(DECLARED_ORDER_NOTE)
         tracker = _Tracker(lo, hi, rules)
         if tracker.states() > _TRACKED_STATES and hi is not None:  # count the members apart: they split in one way
             tracker = _Tracker(lo, None, rules)
@@ -1082,7 +1168,7 @@ class _SchemaCompiler:
         names_schema = schema.get("propertyNames", True)
         if names_schema is not True and not self.validator.evolve(schema=names_schema).is_valid(name):
             return EMPTY
-        value = self.value(self.property_schema(schema, name), path)
+        value = self.deferred_value(self.property_schema(schema, name), path)
         return self.st.seq(self.string_literal(name), self.key_sep, value)
 
     def member_chain(self, members: list[tuple[str, int, bool]], extras: list[tuple[str | None, int]],
@@ -1152,7 +1238,7 @@ class _SchemaCompiler:
         additional = schema.get("additionalProperties", True)
         patterns = list(schema.get("patternProperties", {}).items())
         if self.strict_properties and schema.get("properties") and not self.over:
-            self.note("undeclared properties are not generated (strict_properties)")
+            self.note(STRICT_PROPERTIES_NOTE)
             return EMPTY
         key_universe = self.any_string
         if declared:
@@ -1163,7 +1249,7 @@ class _SchemaCompiler:
         # the keys split by which patterns they match; cells no key falls in are dropped
         cells: list[tuple[int, list]] = [(key_universe, [])]
         for pat, sub in patterns:
-            pk = self.key_matching(pat, f"{path}/patternProperties/{_escape(pat)}")
+            pk = self.key_matching(pat, f"{path}/patternProperties/{escape_pointer(pat)}")
             cells = [(k, subs) for key, subs0 in cells
                      for k, subs in ((st.and_(key, pk), subs0 + [sub]), (st.and_(key, st.not_(pk)), subs0))
                      if not st.is_empty(k)]
@@ -1212,10 +1298,12 @@ class _SchemaCompiler:
                 return st.alt(scalars, array, self.braces(b"{", self.separated(member), b"}"))
 
             value = self._any = st.lazy(("json value", st.fresh_key()), define, nullable=False,
-                                        empty=lambda: False, min_len=1)
+                                        empty=None, min_len=1)
         return self._any
 
 
+# keywords of a schema worth deferring (constrain.schema_deferral): it has subschemas to build
+_CONTAINERS = {"properties", "items", "prefixItems", "additionalProperties", "$ref", "anyOf"}
 _TRACKED_STATES = 4096  # tracker states of an object (min/maxProperties counts, dependentRequired names)
 _DEPENDENT_CASES = 4  # dependentSchemas names split into cases (2**n of them); more are intersected
 _UNIQUE_STATES = 4096
@@ -1271,10 +1359,6 @@ def _mask(chars: bytes) -> int:
     return m
 
 
-def _escape(name: str) -> str:
-    return name.replace("~", "~0").replace("/", "~1")
-
-
 def _both_any_of(a: Any, b: Any) -> bool:
     return isinstance(a, dict) and isinstance(b, dict) and "anyOf" in a and "anyOf" in b
 
@@ -1325,22 +1409,8 @@ def _type_set(schema: dict) -> set[str]:
         types.add("integer")
     values = _values(schema)
     if values is not None:
-        types &= {_json_type(v) for v in values} | ({"number"} if any(_json_type(v) == "integer" for v in values) else set())
+        types &= {json_type(v) for v in values} | ({"number"} if any(json_type(v) == "integer" for v in values) else set())
     return types
-
-
-def _json_type(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int) or isinstance(v, float) and v.is_integer():
-        return "integer"
-    if isinstance(v, float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    return "array" if isinstance(v, list) else "object"
 
 
 def _values(schema) -> list | None:
