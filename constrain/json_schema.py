@@ -87,17 +87,16 @@ from .cfg.ir import Grammar
 from .schema_check import check_schema
 from .schema_merge import merge
 from .schema_negate import negate
-from .schema_deferral import BOUNDED_NUMBERS_NOTE, DECLARED_ORDER_NOTE, STRICT_PROPERTIES_NOTE, Deferral, escape_pointer, json_type
+from .schema_deferral import BOUNDED_NUMBERS_NOTE, DECLARED_ORDER_NOTE, STRICT_PROPERTIES_NOTE, Deferral
 from .schema_dialects import INTEGER_TEXT
 from .schema_refs import LinkedSchema
+from .schema_types import TYPES, VALIDATION, escape_pointer, json_type, type_list
 from .schema_grammar import MAX_LAZY_STATES, NotContextFree, grammar_of
 from .terms import EMPTY, EPS, INF, HoleReached, TermStore
 
 WHITESPACE_STYLES = ("flexible", "compact", "dumps")
 PROPERTY_ORDERS = ("declared", "any")
-TYPES = ("null", "boolean", "object", "array", "number", "string", "integer")
 
-_VALIDATION = set(Draft202012Validator.VALIDATORS)
 # Keywords that constrain only instances of some types: ignored when the schema allows none of them.
 _KEYWORD_TYPES = {
     **dict.fromkeys(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"],
@@ -447,9 +446,9 @@ class _SchemaCompiler:
         if "if" in schema:
             return self.conditional(schema, path)
         rest = _without(schema, "then", "else")
-        types = _type_list(schema)
+        types = type_list(schema)
         for kw in schema:  # in the schema's order: the first refused keyword is the one reported
-            if kw in _VALIDATION and kw not in _HANDLED:
+            if kw in VALIDATION and kw not in _HANDLED:
                 applies = _KEYWORD_TYPES.get(kw)
                 if applies is None or applies & set(types):
                     self.unsupported(kw, path)
@@ -480,14 +479,14 @@ class _SchemaCompiler:
         where = self.refs.target(ref).path
         rest = _without(schema, "$ref")
         recursive = self.is_recursive(ref)
-        if recursive and self.bodies is not None and not self.over and not any(k in _VALIDATION for k in rest):
+        if recursive and self.bodies is not None and not self.over and not any(k in VALIDATION for k in rest):
             return self.hole(ref, target, where)
         if recursive and self._unrolled >= self.max_recursion:
             self.note(f"recursive references are unrolled {self.max_recursion} levels deep")
             return self.st.not_(EMPTY) if self.over else EMPTY
         self._unrolled += recursive
         try:
-            if not any(k in _VALIDATION for k in rest):
+            if not any(k in VALIDATION for k in rest):
                 return self.value(target, where)
             merged = merge(target, rest) if isinstance(target, dict) or isinstance(target, bool) else None
             if merged is None:
@@ -550,7 +549,7 @@ class _SchemaCompiler:
             else:
                 acc = m
         terms = [self.value(b, p) for b, p in separate]
-        if not terms or acc is not True and (not isinstance(acc, dict) or _VALIDATION & acc.keys()):
+        if not terms or acc is not True and (not isinstance(acc, dict) or VALIDATION & acc.keys()):
             terms.append(self.value(acc, path))  # (what constrains nothing adds nothing)
         return self.st.and_(*terms)
 
@@ -877,7 +876,7 @@ class _SchemaCompiler:
             return None
         values = _values(schema)
         if values is None:
-            types = set(_type_list(schema)) if "type" in schema else set(TYPES)
+            types = set(type_list(schema)) if "type" in schema else set(TYPES)
             if not types <= {"null", "boolean"}:
                 return None
             values = ([None] if "null" in types else []) + ([True, False] if "boolean" in types else [])
@@ -1397,14 +1396,9 @@ def _without(schema: dict, *keys: str) -> dict:
     return {k: v for k, v in schema.items() if k not in keys}
 
 
-def _type_list(schema: dict) -> list[str]:
-    t = schema.get("type", list(TYPES))
-    return [t] if isinstance(t, str) else list(t)
-
-
 def _type_set(schema: dict) -> set[str]:
     """The JSON types a schema admits, as far as ``type``, ``const`` and ``enum`` say."""
-    types = set(_type_list(schema))
+    types = set(type_list(schema))
     if "number" in types:
         types.add("integer")
     values = _values(schema)

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator as _LATEST
 from jsonschema.validators import validator_for
 
 from .errors import SchemaError
+from .schema_types import escape_pointer
 
 _TYPE_NAMES = {"null", "boolean", "object", "array", "number", "string", "integer"}
 
@@ -117,7 +118,7 @@ def _pointer(root: str, where: Any) -> str:
     parts = []
     while where is not None:
         where, step = where
-        parts.append(_escape(step))
+        parts.append(escape_pointer(step))
     return "/".join([root, *reversed(parts)])
 
 
@@ -131,5 +132,3 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, Number) and not isinstance(value, bool)
 
 
-def _escape(name: str) -> str:
-    return str(name).replace("~", "~0").replace("/", "~1")

@@ -46,12 +46,12 @@ from .formats import SUBSET_FORMATS, format_patterns
 from .numbers import bound_decimal
 from .schema_dialects import INTEGER_TEXT
 from .schema_refs import LinkedSchema
+from .schema_types import TYPES, VALIDATION, escape_pointer, json_type, type_list
 
 STRICT_PROPERTIES_NOTE = "undeclared properties are not generated (strict_properties)"
 DECLARED_ORDER_NOTE = "declared properties are written in declaration order"
 BOUNDED_NUMBERS_NOTE = "bounded numbers are written without exponent"
 
-_TYPES = ("null", "boolean", "object", "array", "number", "string", "integer")
 # keywords whose compilation is proven quiet and nonempty below; any other validation keyword
 # (or reference-like "$" keyword) makes a schema be built at once
 _PROVEN = {"type", "enum", "const", "properties", "required", "additionalProperties", "items",
@@ -76,7 +76,6 @@ class Deferral:
         self.validator = validator
         self.strict_properties = strict_properties
         self.any_order = any_order
-        self.validation = set(type(validator).VALIDATORS)
         # by id: (the schema, kept alive so that its id is not reused; its notes or None)
         self._memo: dict[int, tuple[Any, frozenset[str] | None]] = {}
 
@@ -108,14 +107,14 @@ class Deferral:
 
     def _notes(self, schema: dict, path: str) -> frozenset[str] | None:
         for kw in schema:
-            if kw in self.validation and kw not in _PROVEN or kw.startswith("$") and kw not in _PROVEN | _INERT_DOLLAR:
+            if kw in VALIDATION and kw not in _PROVEN or kw.startswith("$") and kw not in _PROVEN | _INERT_DOLLAR:
                 return None
         if "$ref" in schema:
             return self._reference(schema)
         for key in ("anyOf", "oneOf"):
             if key in schema:
                 branches = schema[key]
-                if any(kw in self.validation for kw in schema if kw != key) or not isinstance(branches, list) or not branches:
+                if any(kw in VALIDATION for kw in schema if kw != key) or not isinstance(branches, list) or not branches:
                     return None  # (siblings are merged into each branch: not proven here)
                 if key == "oneOf" and "anyOf" in schema or key == "oneOf" and not self.disjoint_one_of(schema):
                     return None
@@ -123,9 +122,8 @@ class Deferral:
                 return _union(self.notes(branch, f"{path}/{key}/{i}") for i, branch in enumerate(branches))
         if "enum" in schema or "const" in schema:
             return None if INTEGER_TEXT in schema else self._enumeration(schema)
-        types = schema.get("type", list(_TYPES))
-        types = [types] if isinstance(types, str) else types
-        if not isinstance(types, list) or not types or any(t not in _TYPES for t in types):
+        types = type_list(schema)
+        if not types or any(t not in TYPES for t in types):
             return None
         notes = [frozenset()]
         for t in types:  # every type listed is compiled: each must be quiet and nonempty
@@ -141,7 +139,7 @@ class Deferral:
 
     def _reference(self, schema: dict) -> frozenset[str] | None:
         ref = schema["$ref"]
-        if any(kw in self.validation for kw in schema if kw != "$ref") or not isinstance(ref, str):
+        if any(kw in VALIDATION for kw in schema if kw != "$ref") or not isinstance(ref, str):
             return None  # merged with its siblings: not proven here
         target = self.refs.target(ref)
         if target.error is not None or self.refs.is_recursive(ref):
@@ -155,9 +153,8 @@ class Deferral:
         if "const" in schema and "enum" in schema:
             return None
         rest = {k: v for k, v in schema.items() if k not in ("enum", "const")}
-        if all(k == "type" or k not in self.validation for k in rest):  # the usual case: types only
-            types = rest.get("type", list(_TYPES))
-            types = {types} if isinstance(types, str) else set(types)
+        if all(k == "type" or k not in VALIDATION for k in rest):  # the usual case: types only
+            types = set(type_list(rest))
             kept = any(json_type(v) in types or json_type(v) == "integer" and "number" in types for v in values)
         else:  # as compiling it keeps them: the validator decides
             check = self.validator.evolve(schema=rest)
@@ -241,11 +238,6 @@ class Deferral:
         return out
 
 
-def escape_pointer(name: str) -> str:
-    """``name`` as one token of a JSON pointer."""
-    return name.replace("~", "~0").replace("/", "~1")
-
-
 def _union(parts) -> frozenset[str] | None:
     out: frozenset[str] = frozenset()
     for p in parts:
@@ -253,21 +245,6 @@ def _union(parts) -> frozenset[str] | None:
             return None
         out |= p
     return out
-
-
-def json_type(v: Any) -> str:
-    """The JSON Schema type of a JSON value (a float with no fraction is an integer)."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int) or isinstance(v, float) and v.is_integer():
-        return "integer"
-    if isinstance(v, float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    return "array" if isinstance(v, list) else "object"
 
 
 def _scalar(v: Any) -> bool:

@@ -78,6 +78,7 @@ from jsonschema.validators import validator_for
 
 from .errors import SchemaError
 from .schema_check import check_schema
+from .schema_types import escape_pointer
 
 INTEGER_TEXT = "$constrain:integer_text"  # private: numbers written as plain integers (see above)
 LATEST = Draft202012Validator
@@ -236,13 +237,13 @@ def _dependencies(deps: Any, path: str, out: dict, origin: dict[str, str]) -> No
         if isinstance(dep, list):
             if not all(isinstance(n, str) for n in dep):
                 raise SchemaError("'dependencies' arrays must hold property names",
-                                  f"{path}/dependencies/{_escape(prop)}")
+                                  f"{path}/dependencies/{escape_pointer(prop)}")
             required[prop] = dep
         elif isinstance(dep, (dict, bool)):
             schemas[prop] = dep
         else:
             raise SchemaError(f"'dependencies' values must be arrays or schemas, not {dep!r}",
-                              f"{path}/dependencies/{_escape(prop)}")
+                              f"{path}/dependencies/{escape_pointer(prop)}")
     if required:
         out["dependentRequired"] = required
         origin["dependentRequired"] = "dependencies"
@@ -268,5 +269,3 @@ def _shallow(schema: dict) -> dict:
     return out
 
 
-def _escape(name: str) -> str:
-    return str(name).replace("~", "~0").replace("/", "~1")

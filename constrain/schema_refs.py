@@ -61,6 +61,7 @@ from .errors import SchemaError
 from .schema_check import check_schema
 from .schema_dialects import (INTEGER_TEXT, LATEST, REF_ALONE, Untranslatable, dialect, name, specification,
                               translate)
+from .schema_types import escape_pointer
 
 # Where draft 2020-12 keeps subschemas (``referencing.jsonschema.DRAFT202012``'s lists, which the
 # validator follows when it descends); $defs, definitions and contentSchema are never evaluated.
@@ -249,7 +250,7 @@ class LinkedSchema:
                 out[key] = [self._child(v, resolver, f"{at}/{i}", edges, cls,
                                         "either" if key == "oneOf" and i else "descend") for i, v in enumerate(value)]
             elif key in _IN_SUBVALUES and isinstance(value, dict):
-                out[key] = {k: self._child(v, resolver, f"{at}/{_escape(k)}", edges, cls, "descend")
+                out[key] = {k: self._child(v, resolver, f"{at}/{escape_pointer(k)}", edges, cls, "descend")
                             for k, v in value.items()}
             else:
                 out[key] = value
@@ -445,11 +446,9 @@ def _index(doc: Any, prefix: str, out: dict[int, str]) -> None:
         else:
             continue
         # only containers hold objects: no pointer is spelled for the (many) scalars
-        stack.extend((v, f"{pointer}/{_escape(k)}") for k, v in items if isinstance(v, (dict, list)))
+        stack.extend((v, f"{pointer}/{escape_pointer(k)}") for k, v in items if isinstance(v, (dict, list)))
 
 
-def _escape(name: str) -> str:
-    return str(name).replace("~", "~0").replace("/", "~1")
 
 
 def _on_cycles(edges: dict[str, set[str]]) -> set[str]:
