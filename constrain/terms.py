@@ -25,6 +25,7 @@ from collections.abc import Callable, Hashable, Iterable
 
 EMPTY_K, EPS_K, BYTES_K, CAT_K, ALT_K, AND_K, NOT_K, REP_K, LAZY_K, HOLE_K, LIT_K = range(11)
 INF = -1
+_STALL_COST = 16  # priority of a witness search's step that brings no end nearer (see _search_empty)
 ALL_BYTES = (1 << 256) - 1
 
 EMPTY = 0
@@ -572,25 +573,40 @@ class TermStore:
     def _search_empty(self, t: int) -> bool:
         """Best-first search for an accepting derivative: terms that may end soonest first, so a
         nonempty language is usually shown so along a short path (a witness) instead of the
-        whole product automaton."""
+        whole product automaton.
+
+        A byte that leaves the bound ``min_len`` where it was made no progress (optional
+        whitespace, mostly): such steps are ``_STALL_COST`` dearer, else a witness search would
+        first walk every whitespace run to its maximum length wherever an AND's bound is loose.
+        Successors are made one byte class at a time (an entry ``(u, i)`` stands for the
+        derivatives of ``u`` by its classes from ``i`` on, which cannot beat ``min_len[u] - 1``):
+        a witness path then costs about one derivative per byte, not one per class."""
         parent = {t: t}
-        stack = [(self.min_len[t], 0, t)]
+        heap = [(self.min_len[t], 0, t, -1, 0)]  # (priority, order, term, class index, stalls)
         pushed = 0
         limit = self.search_budget + len(self._deriv)  # terms visited plus derivatives computed
-        while stack:
-            u = heapq.heappop(stack)[2]
-            if self.nullable[u] or self._empty.get(u) is False:
-                while True:  # every term on the path to an accepting one is nonempty
-                    self._empty[u] = False
-                    if u == t:
-                        return False
-                    u = parent[u]
-            for mask in self.classes(u):
-                d = self.deriv(u, (mask & -mask).bit_length() - 1)
-                if d not in parent and d != EMPTY and not self._empty.get(d, False):
-                    parent[d] = u
-                    pushed += 1
-                    heapq.heappush(stack, (self.min_len[d], -pushed, d))
+        while heap:
+            _, _, u, i, stalls = heapq.heappop(heap)
+            if i < 0:  # the term itself, not yet tested
+                if self.nullable[u] or self._empty.get(u) is False:
+                    while True:  # every term on the path to an accepting one is nonempty
+                        self._empty[u] = False
+                        if u == t:
+                            return False
+                        u = parent[u]
+                i = 0
+            parts = self.classes(u)
+            bound = self.min_len[u]
+            if i + 1 < len(parts):  # pushed before the derivative, so a tight derivative pops first
+                pushed += 1
+                heapq.heappush(heap, (max(bound - 1, 0) + _STALL_COST * stalls, -pushed, u, i + 1, stalls))
+            mask = parts[i]
+            d = self.deriv(u, (mask & -mask).bit_length() - 1)
+            if d not in parent and d != EMPTY and not self._empty.get(d, False):
+                parent[d] = u
+                pushed += 1
+                d_stalls = stalls + (self.min_len[d] == bound > 0)
+                heapq.heappush(heap, (self.min_len[d] + _STALL_COST * d_stalls, -pushed, d, -1, d_stalls))
             if len(parent) + len(self._deriv) > limit:
                 return False  # undecided: not proven empty (see is_empty)
         for u in parent:  # closed under derivatives and nothing in it accepts: all empty
