@@ -80,6 +80,17 @@ def intersection(a: CharSet, b: CharSet) -> CharSet:
     return tuple(out)
 
 
+def is_subset(a: CharSet, b: CharSet) -> bool:
+    """Whether every code point of ``a`` is in ``b`` (one merge walk, no new sets)."""
+    j = 0
+    for lo, hi in a:
+        while j < len(b) and b[j][1] < lo:
+            j += 1
+        if j == len(b) or b[j][0] > lo or b[j][1] < hi:
+            return False  # b's ranges are disjoint and not adjacent: one of them must hold lo..hi
+    return True
+
+
 def contains(s: CharSet, cp: int) -> bool:
     return any(lo <= cp <= hi for lo, hi in s)
 

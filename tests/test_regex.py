@@ -724,6 +724,35 @@ def test_utf8_sequences_encode_exactly_the_set(ranges, probes):
     assert all(not (0xD800 <= lo <= 0xDFFF or 0xD800 <= hi <= 0xDFFF) for lo, hi in s)
 
 
+@settings(max_examples=300, deadline=None)
+@given(a=st.lists(st.tuples(st.integers(0, 300), st.integers(0, 30)), max_size=6),
+       b=st.lists(st.tuples(st.integers(0, 300), st.integers(0, 60)), max_size=8))
+def test_is_subset_is_an_empty_difference(a, b):
+    a = cs.normalize([(lo, lo + n) for lo, n in a])
+    b = cs.normalize([(lo, lo + n) for lo, n in b])
+    assert cs.is_subset(a, b) == (cs.difference(a, b) == ())
+
+
+@pytest.mark.parametrize("cls", [r"[\w.-]", r"[^\W_]", r"[\w\s]", r"[\W\d]", r"[^\d]", r"[\D\s]", r"[\w\u2190-\u21ff]"])
+@pytest.mark.parametrize("encoding", [Encoding.RAW, Encoding.JSON])
+def test_classes_holding_a_large_one_lower_to_their_code_points(cls, encoding):
+    """``[\\w.-]`` lowers as \\w's trie beside a trie of the rest: every code point is accepted
+    exactly when ``re`` matches it (sampled, with all of the BMP's first 0x3000), raw and inside
+    a JSON string."""
+    rnd = random.Random(11)
+    store = TermStore()
+    lowering = Lowering(store)
+    term = lowering.fullmatch(cls, Encoding.RAW) if encoding is Encoding.RAW else lowering.search(f"^{cls}$", Encoding.JSON)
+    dfa = LazyDFA(store, term)
+    rx = re.compile(cls)
+    for cp in list(range(0x3000)) + [rnd.randrange(0x3000, 0x110000) for _ in range(3000)]:
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        text = chr(cp) if encoding is Encoding.RAW else json.dumps(chr(cp), ensure_ascii=False)[1:-1]
+        state = dfa.step(dfa.start, text.encode())
+        assert (state != DEAD and bool(dfa.accepting[state])) == (rx.fullmatch(chr(cp)) is not None), hex(cp)
+
+
 def test_shorthand_classes_sampled_against_re():
     """\\d \\w \\s are Python's Unicode classes (a sample of code points; the full sweep is slow)."""
     rnd = random.Random(7)
