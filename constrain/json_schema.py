@@ -1245,16 +1245,8 @@ class _SchemaCompiler:
         names_schema = schema.get("propertyNames", True)
         if names_schema is not True:
             key_universe = st.and_(key_universe, self.value(names_schema, path + "/propertyNames"))
-        # the keys split by which patterns they match; cells no key falls in are dropped
-        cells: list[tuple[int, list]] = [(key_universe, [])]
-        for pat, sub in patterns:
-            pk = self.key_matching(pat, f"{path}/patternProperties/{escape_pointer(pat)}")
-            cells = [(k, subs) for key, subs0 in cells
-                     for k, subs in ((st.and_(key, pk), subs0 + [sub]), (st.and_(key, st.not_(pk)), subs0))
-                     if not st.is_empty(k)]
-            if len(cells) > _PATTERN_CELLS:
-                self.unsupported("patternProperties", path, f"its patterns split keys into more than {_PATTERN_CELLS} kinds")
-                break
+        cells = self.key_cells(key_universe, [(self.key_matching(pat, f"{path}/patternProperties/{escape_pointer(pat)}"), sub)
+                                              for pat, sub in patterns], path)
         options = []
         for key, subs in cells:
             merged: Any = True
@@ -1265,6 +1257,44 @@ class _SchemaCompiler:
             if value != EMPTY:
                 options.append(st.seq(key, self.key_sep, value))
         return st.alt(*options)
+
+    def key_cells(self, universe: int, patterns: list[tuple[int, Any]], path: str) -> list[tuple[int, list]]:
+        """The keys of ``universe`` split by which of ``patterns`` (key terms, with their
+        subschemas) they match: (keys, subschemas of the patterns they match) for each kind that
+        some key is of.
+
+        A kind is kept as the patterns its keys match (``pos``) and those they do not (``neg``).
+        Patterns of schemas mostly exclude one another (``^name:``, ``^url:``): a kind that matches
+        one cannot match a pattern disjoint from it, and needs no "does not match" for it either,
+        so its term stays small and most splits need no emptiness search."""
+        st = self.st
+        disjoint_memo: dict[tuple[int, int], bool] = {}
+
+        def disjoint(p: int, q: int) -> bool:
+            got = disjoint_memo.get((p, q))
+            if got is None:
+                got = disjoint_memo[p, q] = disjoint_memo[q, p] = st.is_empty(st.and_(p, q))
+            return got
+
+        def term(pos: list[int], neg: list[int]) -> int:
+            return st.and_(universe, *pos, *[st.not_(n) for n in neg if not any(disjoint(p, n) for p in pos)])
+
+        kinds: list[tuple[list[int], list[int], list, int]] = [([], [], [], universe)]
+        for pk, sub in patterns:
+            split = []
+            for pos, neg, subs, keys in kinds:
+                if any(disjoint(p, pk) for p in pos):  # none of these keys matches pk
+                    split.append((pos, neg + [pk], subs, keys))
+                    continue
+                for kind in ((pos + [pk], neg, subs + [sub]), (pos, neg + [pk], subs)):
+                    keys = term(kind[0], kind[1])
+                    if not st.is_empty(keys):
+                        split.append((*kind, keys))
+            kinds = split
+            if len(kinds) > _PATTERN_CELLS:
+                self.unsupported("patternProperties", path, f"its patterns split keys into more than {_PATTERN_CELLS} kinds")
+                break
+        return [(keys, subs) for _, _, subs, keys in kinds]
 
     def key_matching(self, pattern: str, path: str) -> int:
         st = self.st

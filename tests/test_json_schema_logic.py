@@ -222,3 +222,28 @@ def test_prelude_copy_builds_the_same_language():
         assert {accepts(dfa, x) for dfa in dfas} == {Draft202012Validator(schema).is_valid(x)}, x
     with pytest.raises(ValueError):
         used.adopt(TermStore())
+
+
+KEY_PATTERNS = ["^a", "^ab", "b$", "^c", "x", "^[ab]$", "^name:(en|nl)$", "^url:"]
+KEYS = ["a", "ab", "abc", "b", "cb", "c", "x", "ax", "ba", "", "name:en", "name:de", "url:x", "urn"]
+
+
+@settings(max_examples=120, **SETTINGS)
+@given(patterns=st.dictionaries(st.sampled_from(KEY_PATTERNS), leaves, min_size=1, max_size=5),
+       declared=st.dictionaries(st.sampled_from(["a", "ab", "url:x", "q"]), leaves, max_size=2),
+       additional=st.sampled_from([None, False, {"type": "integer"}, {"type": "string"}]),
+       instances=st.lists(st.dictionaries(st.sampled_from(KEYS), scalars, max_size=3), min_size=4, max_size=8))
+def test_pattern_properties_split_keys_by_the_patterns_they_match(patterns, declared, additional, instances):
+    """Undeclared keys take the allOf of the subschemas of every pattern they match, or
+    additionalProperties where they match none: overlapping patterns (``^a``, ``^ab``, ``b$``)
+    and mutually exclusive ones (``^name:``, ``^url:``) alike."""
+    schema: dict = {"type": "object", "patternProperties": patterns, "properties": declared}
+    if additional is not None:
+        schema["additionalProperties"] = additional
+    try:
+        dfa, warnings = compiled_with_warnings(schema)
+    except constrain.UnsupportedSchemaError:
+        return
+    for x in instances:
+        verdict, truth = accepts(dfa, x), valid(schema, x)
+        assert verdict == truth if not warnings else not verdict or truth, (schema, x, warnings)
