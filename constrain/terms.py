@@ -25,7 +25,8 @@ from collections.abc import Callable, Hashable, Iterable
 
 EMPTY_K, EPS_K, BYTES_K, CAT_K, ALT_K, AND_K, NOT_K, REP_K, LAZY_K, HOLE_K, LIT_K = range(11)
 INF = -1
-_STALL_COST = 16  # priority of a witness search's step that brings no end nearer (see _search_empty)
+_STALL_COST = 2  # added priority of a witness search's step that brings no end nearer (see _search_empty;
+# 2 searched the least on MaskBench's slowest schemas, of 0, 1, 2, 4 and 16)
 ALL_BYTES = (1 << 256) - 1
 
 EMPTY = 0
@@ -576,11 +577,12 @@ class TermStore:
         whole product automaton.
 
         A byte that leaves the bound ``min_len`` where it was made no progress (optional
-        whitespace, mostly): such steps are ``_STALL_COST`` dearer, else a witness search would
+        whitespace, mostly): such steps cost ``_STALL_COST`` more, else a witness search would
         first walk every whitespace run to its maximum length wherever an AND's bound is loose.
-        Successors are made one byte class at a time (an entry ``(u, i)`` stands for the
-        derivatives of ``u`` by its classes from ``i`` on, which cannot beat ``min_len[u] - 1``):
-        a witness path then costs about one derivative per byte, not one per class."""
+        Successors are made one at a time (an entry ``(u, i)`` stands for the derivatives of ``u``
+        by its classes from ``i`` on, which cannot beat ``min_len[u] - 1``; an EMPTY or seen one
+        costs no entry): a witness path then costs about one derivative per byte, not one per
+        class."""
         parent = {t: t}
         heap = [(self.min_len[t], 0, t, -1, 0)]  # (priority, order, term, class index, stalls)
         pushed = 0
@@ -597,16 +599,20 @@ class TermStore:
                 i = 0
             parts = self.classes(u)
             bound = self.min_len[u]
-            if i + 1 < len(parts):  # pushed before the derivative, so a tight derivative pops first
-                pushed += 1
-                heapq.heappush(heap, (max(bound - 1, 0) + _STALL_COST * stalls, -pushed, u, i + 1, stalls))
-            mask = parts[i]
-            d = self.deriv(u, (mask & -mask).bit_length() - 1)
-            if d not in parent and d != EMPTY and not self._empty.get(d, False):
+            while i < len(parts):  # up to the next derivative not seen yet
+                mask = parts[i]
+                i += 1
+                d = self.deriv(u, (mask & -mask).bit_length() - 1)
+                if d in parent or d == EMPTY or self._empty.get(d, False):
+                    continue
                 parent[d] = u
+                if i < len(parts):  # pushed before the derivative, so a tight derivative pops first
+                    pushed += 1
+                    heapq.heappush(heap, (max(bound - 1, 0) + _STALL_COST * stalls, -pushed, u, i, stalls))
                 pushed += 1
                 d_stalls = stalls + (self.min_len[d] == bound > 0)
                 heapq.heappush(heap, (self.min_len[d] + _STALL_COST * d_stalls, -pushed, d, -1, d_stalls))
+                break
             if len(parent) + len(self._deriv) > limit:
                 return False  # undecided: not proven empty (see is_empty)
         for u in parent:  # closed under derivatives and nothing in it accepts: all empty
