@@ -1266,7 +1266,10 @@ class _SchemaCompiler:
         A kind is kept as the patterns its keys match (``pos``) and those they do not (``neg``).
         Patterns of schemas mostly exclude one another (``^name:``, ``^url:``): a kind that matches
         one cannot match a pattern disjoint from it, and needs no "does not match" for it either,
-        so its term stays small and most splits need no emptiness search."""
+        so its term stays small and most splits need no emptiness search. Kinds no key is of are
+        dropped only where there are more than ``_UNPRUNED_KINDS``: a member whose key is empty
+        accepts nothing, and the automaton skips it as it goes, while proving a kind empty or not
+        is a search through an intersection of string languages (a millisecond or more each)."""
         st = self.st
         disjoint_memo: dict[tuple[int, int], bool] = {}
 
@@ -1287,9 +1290,9 @@ class _SchemaCompiler:
                     split.append((pos, neg + [pk], subs, keys))
                     continue
                 for kind in ((pos + [pk], neg, subs + [sub]), (pos, neg + [pk], subs)):
-                    keys = term(kind[0], kind[1])
-                    if not st.is_empty(keys):
-                        split.append((*kind, keys))
+                    split.append((*kind, term(kind[0], kind[1])))
+            if len(split) > _UNPRUNED_KINDS:  # else an empty kind costs less than its search
+                split = [kind for kind in split if not st.is_empty(kind[3])]
             kinds = split
             if len(kinds) > _PATTERN_CELLS:
                 self.unsupported("patternProperties", path, f"its patterns split keys into more than {_PATTERN_CELLS} kinds")
@@ -1337,6 +1340,7 @@ _TRACKED_STATES = 4096  # tracker states of an object (min/maxProperties counts,
 _DEPENDENT_CASES = 4  # dependentSchemas names split into cases (2**n of them); more are intersected
 _UNIQUE_STATES = 4096
 _DISTRIBUTED_PAIRS = 16
+_UNPRUNED_KINDS = 4  # kinds of undeclared keys kept without checking that some key is of each
 _PATTERN_CELLS = 64  # kinds of undeclared keys, by the patternProperties they match  # anyOf branches made by merging two anyOfs  # sets of distinct values written, for uniqueItems
 
 

@@ -497,8 +497,9 @@ class TermStore:
             d = self.cat(self.deriv(a, b), rest)
             if self.nullable[a]:
                 d = self.alt(d, self.deriv(rest, b))
-        elif k == ALT_K:
-            d = self.alt(*[self.deriv(u, b) for u in node[1]])
+        elif k == ALT_K:  # only the children that can start with b (an enum has hundreds)
+            first = self.first
+            d = self.alt(*[self.deriv(u, b) for u in node[1] if first[u] >> b & 1])
         elif k == AND_K:
             d = self.and_(*[self.deriv(u, b) for u in node[1]])
         elif k == NOT_K:
