@@ -208,14 +208,16 @@ class Compiler:
         def build() -> CompiledGrammar | CompiledCFG:
             parse_schema(schema_obj)
             store = TermStore()
-            try:
-                language = compile_schema(schema_obj, store, resources=resources, **options)
-            except RecursionError:
-                raise BudgetExceededError("the schema nests too deeply to compile") from None
-            source, warnings = f"json:{key[1][:200]}", tuple(language.warnings)
-            if language.grammar is not None:
-                return CompiledCFG(self.vocab, self.trie, language.grammar, source=source, store=store,
-                                   warnings=warnings)
+            with store.compiling():
+                try:
+                    language = compile_schema(schema_obj, store, resources=resources, **options)
+                except RecursionError:
+                    raise BudgetExceededError("the schema nests too deeply to compile") from None
+                source, warnings = f"json:{key[1][:200]}", tuple(language.warnings)
+                if language.grammar is not None:  # (its lexemes were pruned within this budget too)
+                    return CompiledCFG(self.vocab, self.trie, language.grammar, source=source, store=store,
+                                       warnings=warnings)
+            # whether the language is empty (the start state) is searched with the full budget
             return CompiledGrammar(self.vocab, self.trie, store, language.term, source=source,
                                    warnings=warnings, strings=self.strings, json_char=language.json_char)
 

@@ -126,3 +126,47 @@ def test_witness_search_does_not_walk_optional_whitespace_first():
     before = len(store._deriv)
     assert store.is_empty(term) is False
     assert len(store._deriv) - before < 100
+
+
+def test_compiling_searches_within_the_compile_budget_and_restores_the_full_one():
+    """While compiling, an emptiness search gives up at COMPILE_SEARCH_BUDGET (the part is kept,
+    not proven empty); afterwards, and after a failed compile, the store has its full budget."""
+    from constrain import terms
+
+    def hard(store: TermStore) -> int:  # x & ~x: empty, but only the whole product proves it
+        x = store.seq(store.rep(store.byte_set(0b11), 0), store.byte_set(0b01), store.rep(store.byte_set(0b11), 10, 10))
+        return store.and_(x, store.not_(x))
+
+    store = TermStore()
+    with store.compiling():
+        assert store.search_budget == terms.COMPILE_SEARCH_BUDGET
+        assert store.is_empty(hard(store)) is False  # gave up: not proven empty, the part is kept
+    assert store.search_budget == terms.SEARCH_BUDGET
+    fresh = TermStore()
+    fresh.search_budget = 10**6
+    assert fresh.is_empty(hard(fresh)) is True  # what the compile budget gave up on
+    try:
+        with store.compiling():
+            raise ValueError
+    except ValueError:
+        pass
+    assert store.search_budget == terms.SEARCH_BUDGET
+    copy = TermStore()
+    with copy.compiling():
+        copy.adopt(TermStore())  # a prelude copied in keeps this store's setting
+        assert copy.search_budget == terms.COMPILE_SEARCH_BUDGET
+
+
+def test_whether_a_schema_accepts_anything_is_searched_with_the_full_budget():
+    """No array of at most two distinct booleans contains "a": proving the language empty takes
+    more than the compile budget, and the start state is decided with the full one (a live
+    start would let generation write ``[`` and stop there, with nothing allowed)."""
+    import constrain
+    from constrain import terms
+    from constrain.vocab import Vocabulary
+
+    compiler = constrain.Compiler(Vocabulary([bytes([i]) for i in range(256)] + [None], eos_token_ids=[256]))
+    grammar = compiler.compile_json_schema({"type": "array", "items": {"type": "boolean"}, "uniqueItems": True,
+                                            "contains": {"enum": ["a"]}, "maxItems": 2})
+    assert grammar.matcher().allowed_token_ids().size == 0
+    assert grammar.store.search_budget == terms.SEARCH_BUDGET
