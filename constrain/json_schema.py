@@ -1260,8 +1260,8 @@ class _SchemaCompiler:
 
     def key_cells(self, universe: int, patterns: list[tuple[int, Any]], path: str) -> list[tuple[int, list]]:
         """The keys of ``universe`` split by which of ``patterns`` (key terms, with their
-        subschemas) they match: (keys, subschemas of the patterns they match) for each kind that
-        some key is of.
+        subschemas) they match: (keys, subschemas of the patterns they match) for each kind (a
+        kind no key is of may be among them, see below).
 
         A kind is kept as the patterns its keys match (``pos``) and those they do not (``neg``).
         Patterns of schemas mostly exclude one another (``^name:``, ``^url:``): a kind that matches
@@ -1338,10 +1338,10 @@ class _SchemaCompiler:
 _CONTAINERS = {"properties", "items", "prefixItems", "additionalProperties", "$ref", "anyOf"}
 _TRACKED_STATES = 4096  # tracker states of an object (min/maxProperties counts, dependentRequired names)
 _DEPENDENT_CASES = 4  # dependentSchemas names split into cases (2**n of them); more are intersected
-_UNIQUE_STATES = 4096
-_DISTRIBUTED_PAIRS = 16
+_UNIQUE_STATES = 4096  # sets of distinct values written, for uniqueItems
+_DISTRIBUTED_PAIRS = 16  # anyOf branches made by merging two anyOfs
 _UNPRUNED_KINDS = 4  # kinds of undeclared keys kept without checking that some key is of each
-_PATTERN_CELLS = 64  # kinds of undeclared keys, by the patternProperties they match  # anyOf branches made by merging two anyOfs  # sets of distinct values written, for uniqueItems
+_PATTERN_CELLS = 64  # kinds of undeclared keys, by the patternProperties they match
 
 
 class _Refused(Exception):
