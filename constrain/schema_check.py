@@ -14,9 +14,9 @@ from jsonschema import Draft202012Validator as _LATEST
 from jsonschema.validators import validator_for
 
 from .errors import SchemaError
-from .schema_types import escape_pointer
+from .schema_types import TYPES, escape_pointer
 
-_TYPE_NAMES = {"null", "boolean", "object", "array", "number", "string", "integer"}
+_TYPE_NAMES = frozenset(TYPES)
 
 _SCHEMA = "schema"
 _SCHEMA_LIST = "schema list"
@@ -130,5 +130,3 @@ def _is_integer(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, Number) and not isinstance(value, bool)
-
-

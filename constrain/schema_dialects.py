@@ -267,5 +267,3 @@ def _shallow(schema: dict) -> dict:
     for key in ("$defs", "definitions"):
         out.pop(key, None)
     return out
-
-

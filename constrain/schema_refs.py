@@ -449,8 +449,6 @@ def _index(doc: Any, prefix: str, out: dict[int, str]) -> None:
         stack.extend((v, f"{pointer}/{escape_pointer(k)}") for k, v in items if isinstance(v, (dict, list)))
 
 
-
-
 def _on_cycles(edges: dict[str, set[str]]) -> set[str]:
     """Nodes on a cycle, by Tarjan's strongly connected components (iterative)."""
     index: dict[str, int] = {}

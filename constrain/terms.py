@@ -603,9 +603,9 @@ class TermStore:
         whitespace, mostly): such steps cost ``_STALL_COST`` more, else a witness search would
         first walk every whitespace run to its maximum length wherever an AND's bound is loose.
         Successors are made one at a time (an entry ``(u, i)`` stands for the derivatives of ``u``
-        by its classes from ``i`` on, which cannot beat ``min_len[u] - 1``; an EMPTY or seen one
-        costs no entry): a witness path then costs about one derivative per byte, not one per
-        class."""
+        by its classes from ``i`` on, at the priority of a derivative one byte nearer the end,
+        ``min_len[u] - 1``; an EMPTY or seen one costs no entry): a witness path then costs about
+        one derivative per byte, not one per class."""
         parent = {t: t}
         heap = [(self.min_len[t], 0, t, -1, 0)]  # (priority, order, term, class index, stalls)
         pushed = 0
