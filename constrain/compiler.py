@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import json
 import re
 import threading
@@ -45,6 +46,7 @@ class CompiledGrammar:
         self.store = store
         self.dfa = LazyDFA(store, start_term)
         self.source = source
+        self.identity = source  # the language's identity (Compiler sets a digest of all it compiled)
         self.warnings = warnings
         self.eos_ids = frozenset(i for i in vocab.eos_token_ids if i < vocab.size)
         self.lookahead = trie.max_len + 1
@@ -140,6 +142,9 @@ class Compiler:
                 return got
         with _collector_paused():  # outside the lock: a slow compile does not block other requests
             grammar = build()
+        # what was compiled, with every option: sources are truncated labels, and two schemas
+        # that share their first 200 characters must not pass for one language (ASAp's tries)
+        grammar.identity = hashlib.sha256(repr(key).encode()).hexdigest()
         with self._lock:
             self._cache[key] = grammar  # one over the budget on its own is returned but not kept
             evict_least_recent(self._cache, lambda g: g.approx_nbytes(), self._cache_size, self._cache_bytes)

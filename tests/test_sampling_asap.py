@@ -215,6 +215,25 @@ def test_save_load_roundtrip_and_context_checks(tmp_path):
     asap.run(lm, [1], g, max_new_tokens=5)
 
 
+def test_a_trie_is_refused_for_a_schema_that_only_shares_a_long_prefix():
+    """Grammar sources are truncated labels: the context check must read the whole schema and
+    the options, or a trie would be reused for another language."""
+    lm = random_table_lm(W, seed=27)
+    filler = {f"p{i:03d}": {"type": "string"} for i in range(40)}  # sorted first: 200+ characters
+    first = COMP.compile_json_schema({"properties": filler, "zz": 1, "type": "object"})
+    other = COMP.compile_json_schema({"properties": filler, "zz": 2, "type": "object"})
+    assert first.source == other.source  # the labels alone cannot tell them apart
+    asap = ASAp()
+    asap.run(lm, [], first, max_new_tokens=3, num_samples=2, rng=0)
+    with pytest.raises(ValueError, match="constraint"):
+        asap.run(lm, [], other, max_new_tokens=3)
+    with pytest.raises(ValueError, match="constraint"):
+        asap.run(lm, [], COMP.compile_json_schema({"properties": filler, "zz": 1, "type": "object"},
+                                                  whitespace="compact"), max_new_tokens=3)
+    asap.run(lm, [], COMP.compile_json_schema({"properties": filler, "zz": 1, "type": "object"}),
+             max_new_tokens=3, num_samples=2, rng=1)  # the same schema and options again: accepted
+
+
 def test_asap_with_a_predicate_constraint_and_through_generate_ids():
     lm = random_table_lm(W, seed=27)
     no_aa = PredicateConstraint(lambda t, final: b"aa" not in t and (not final or len(t) >= 3), V,

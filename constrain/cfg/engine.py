@@ -76,6 +76,7 @@ class CompiledCFG:
         self.max_configs = max_configs
         self.ends = token_ends_for(vocab)
         self.source = source
+        self.identity = source  # the language's identity (Compiler sets a digest of all it compiled)
         self.warnings = warnings
         self.grammar = grammar.validate()
         self.table = ParseTable(self.grammar)

@@ -103,7 +103,7 @@ class GrammarConstraint(_Base):
 
     def key(self):
         g = self.matcher.grammar
-        return ("grammar", g.source, g.vocab.fingerprint, tuple(self.matcher._states))
+        return ("grammar", g.identity, g.vocab.fingerprint, tuple(self.matcher._states))
 
 
 class PredicateConstraint(_Base):
