@@ -15,6 +15,7 @@ from .terms import EMPTY, TermStore
 
 UNKNOWN = -1
 DEAD = 0  # the single state of every empty language: all of its transitions lead back to it
+_INITIAL_ROWS = 4
 
 
 class LazyDFA:
@@ -26,9 +27,11 @@ class LazyDFA:
         self.lock = threading.RLock()
         self.term_of: list[int] = []
         self.state_of: dict[int, int] = {}
-        self.table = np.full((64, 256), UNKNOWN, dtype=np.int32)
-        self.accepting = np.zeros(64, dtype=bool)
-        self.row_known = np.zeros(64, dtype=bool)
+        # a few rows to start with: a grammar's lexer holds an automaton per lexeme, most of
+        # them of a handful of states
+        self.table = np.full((_INITIAL_ROWS, 256), UNKNOWN, dtype=np.int32)
+        self.accepting = np.zeros(_INITIAL_ROWS, dtype=bool)
+        self.row_known = np.zeros(_INITIAL_ROWS, dtype=bool)
         self.term_of.append(EMPTY)
         self.state_of[EMPTY] = DEAD
         self.table[DEAD, :] = DEAD
