@@ -795,9 +795,11 @@ class _SchemaCompiler:
         st = self.st
         lo = schema.get("minLength", 0)
         hi = schema.get("maxLength")
-        content = st.rep(self.json_char, int(lo), INF if hi is None else int(hi))
+        # Patterns and formats lower to JSON string contents, so a length bound is the only other
+        # part: without one, a pattern alone is no intersection.
+        parts = [st.rep(self.json_char, int(lo), INF if hi is None else int(hi))] if lo or hi is not None else []
         if "pattern" in schema:
-            content = st.and_(content, self.pattern_term(schema["pattern"], path + "/pattern"))
+            parts.append(self.pattern_term(schema["pattern"], path + "/pattern"))
         fmt = schema.get("format")
         if fmt is not None and fmt in self.formats and not (self.over and fmt in SUBSET_FORMATS):
             patterns = format_patterns(fmt)
@@ -808,7 +810,8 @@ class _SchemaCompiler:
                     self.note(f"format {fmt!r}: only its common form is generated")
                 for pattern, mode in patterns:
                     lowered = self.low.search if mode == "search" else self.low.fullmatch
-                    content = st.and_(content, lowered(pattern, Encoding.JSON))
+                    parts.append(lowered(pattern, Encoding.JSON))
+        content = st.and_(*parts) if parts else st.star(self.json_char)
         return st.seq(st.literal(b'"'), content, st.literal(b'"'))
 
     # -- containers -------------------------------------------------------------------------------

@@ -408,3 +408,19 @@ def test_rfc3987_patterns_are_the_ones_the_checker_compiles(rule):
 
     template = "^%%(%s)s$" % rule
     assert _rfc3987_pattern(template) == rfc3987.get_compiled_pattern(template).pattern
+
+
+@pytest.mark.parametrize("fmt", SUPPORTED)
+def test_format_terms_are_json_string_contents(fmt):
+    """A string's contents are a format's term alone where no length or pattern comes with it
+    (``_SchemaCompiler.string``), so every text of that term must be JSON string contents."""
+    from constrain import charset as cs
+    from constrain.regex import Encoding, Lowering
+
+    store = TermStore()
+    low = Lowering(store)
+    store.search_budget = 10**7
+    contents = store.star(low.charset(cs.ANY, Encoding.JSON))
+    for pattern, mode in format_patterns(fmt):
+        term = low.search(pattern, Encoding.JSON) if mode == "search" else low.fullmatch(pattern, Encoding.JSON)
+        assert store.is_empty(store.and_(term, store.not_(contents))), (fmt, pattern)

@@ -1375,3 +1375,32 @@ def test_lowered_patterns_are_shared_across_stores_by_options():
     c = Lowering(again).search("caf[eé]", Encoding.JSON)
     assert len(patterns()) == 2
     assert plain.import_term(again.export_term(c)) == a
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON string contents
+# --------------------------------------------------------------------------------------------------
+
+ASSERTIONS = ["", "^", "$", r"\b", r"\B", "(?!a)", "(?<!b)", "(?=[ab])", r"\Z", r"\A"]
+
+
+def _outside_json_contents(store: TermStore, low: Lowering, term: int) -> bool:
+    """Whether ``term`` has a text that is not JSON string contents (searched to the end)."""
+    store.search_budget = 10**7
+    contents = store.star(low.charset(cs.ANY, Encoding.JSON))
+    return not store.is_empty(store.and_(term, store.not_(contents)))
+
+
+@settings(max_examples=80, **PROPERTY_SETTINGS)
+@given(ast=regex_ast, before=st.sampled_from(ASSERTIONS), after=st.sampled_from(ASSERTIONS))
+def test_json_encoded_patterns_are_json_string_contents(ast, before, after):
+    """The schema compiler takes a pattern's term as a string's contents without intersecting it
+    with JSON string contents (``_SchemaCompiler.string``): every text of the term must be some."""
+    store = TermStore()
+    low = Lowering(store)
+    pattern = before + render(ast) + after
+    try:
+        term = low.search(pattern, Encoding.JSON)
+    except constrain.RegexError:
+        return  # refused (a lookaround it cannot lower): nothing to check
+    assert not _outside_json_contents(store, low, term), pattern
