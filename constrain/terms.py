@@ -282,8 +282,10 @@ class TermStore:
                 return EMPTY
             if node[0] == AND_K:
                 items.update(node[1])
-            else:
+            elif node != (NOT_K, EMPTY):  # every text: no constraint (and no intersection)
                 items.add(t)
+        if not items:
+            return self.not_(EMPTY)
         if EPS in items:
             return EPS if all(self.nullable[t] for t in items) else EMPTY
         if len(items) == 1:

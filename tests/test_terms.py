@@ -113,6 +113,15 @@ def test_emptiness_search_agrees_with_the_whole_closure(case):
     assert store.is_empty(term) == _closure_is_empty(store, term)
 
 
+def test_an_intersection_with_every_text_is_the_other_part():
+    store = TermStore()
+    every, word = store.not_(EMPTY), store.literal(b"ab")
+    assert store.and_(word, every) == word and not store.has_bool[store.and_(every, word)]
+    assert store.and_(every, every) == every
+    both = store.and_(word, store.literal(b"a"), every)  # (empty, but an intersection to search)
+    assert store.has_bool[both] and store.is_empty(both)
+
+
 def test_witness_search_does_not_walk_optional_whitespace_first():
     """An object that must have a member, as an AND: the bound ``min_len`` says 2 (``{}``) but
     the NOT rules that out. Steps into the optional whitespace keep the bound where it was; had
