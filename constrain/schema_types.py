@@ -33,4 +33,5 @@ def json_type(v: Any) -> str:
 
 def escape_pointer(name: Any) -> str:
     """``name`` (a key, or an array index) as one token of a JSON pointer."""
-    return str(name).replace("~", "~0").replace("/", "~1")
+    text = str(name)
+    return text.replace("~", "~0").replace("/", "~1") if "~" in text or "/" in text else text
