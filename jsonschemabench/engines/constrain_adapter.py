@@ -38,6 +38,9 @@ class ConstrainAdapter(EngineAdapter):
 
     def setup(self):
         import constrain
+        # the first compile would import these: loaded here, as the other engines load their code
+        import constrain.cfg.engine  # noqa: F401
+        import constrain.json_schema  # noqa: F401
 
         # No compile cache, as for xgrammar: each schema is compiled once here, so cached grammars
         # would only hold memory (and serve the corpus's duplicate schemas without compiling).
