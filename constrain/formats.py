@@ -76,8 +76,13 @@ def format_patterns(fmt: str) -> list[tuple[str, str]] | None:
         return built[1]()
     rule = _RFC3987_RULES.get(fmt)
     if rule is not None and _uses_rfc3987(fmt):
-        return [(_without_group_names(_rfc3987_pattern("^%%(%s)s$" % rule)), "search")]
+        return _rfc3987_format(rule)
     return None
+
+
+@functools.cache
+def _rfc3987_format(rule: str) -> list[tuple[str, str]]:
+    return [(_without_group_names(_rfc3987_pattern("^%%(%s)s$" % rule)), "search")]
 
 
 def _rfc3987_pattern(template: str) -> str:
@@ -98,8 +103,12 @@ def _time_pattern() -> tuple[str, str]:
     """``FormatChecker()`` registers draft 3's ``time`` last, so "time" there means
     ``datetime.strptime(s, "%H:%M:%S")``; its regex comes from this Python's own ``_strptime``.
     Where the RFC 3339 checker is the one registered, it is the partial-time of date-time."""
-    func = FormatChecker().checkers["time"][0]
-    if func.__name__ == "is_draft3_time":
+    return _time_pattern_of(FormatChecker().checkers["time"][0])
+
+
+@functools.lru_cache(maxsize=None)
+def _time_pattern_of(func) -> tuple[str, str]:
+    if func.__name__ == "is_draft3_time":  # (TimeRE() reads the locale: ~120 µs, done once)
         import _strptime
 
         pattern = _strptime.TimeRE().pattern("%H:%M:%S")
@@ -114,9 +123,13 @@ _RFC3987_RULES = {"uri": "URI", "uri-reference": "URI_reference", "iri": "IRI",
 def _uses_rfc3987(fmt: str) -> bool:
     """Whether the installed checker for ``fmt`` is jsonschema's rfc3987-based one."""
     entry = FormatChecker().checkers.get(fmt)
-    if entry is None:
-        return False
-    func = entry[0]
+    return entry is not None and _calls_rfc3987(entry[0])
+
+
+@functools.lru_cache(maxsize=None)
+def _calls_rfc3987(func) -> bool:
+    """Whether checker ``func`` is jsonschema's and calls rfc3987.parse (its source is read once:
+    ~130 µs, for every string of a uri format otherwise)."""
     if func.__module__ != "jsonschema._format":
         return False
     try:
