@@ -419,8 +419,16 @@ class _SchemaCompiler:
         key = (id(schema), self.over, self._unrolled)
         got = self._memo.get(key)
         if got is None:
-            # the entry holds the schema: merged schemas are temporary, and a freed one's id is reused
-            got = (schema, self._value(schema, path))
+            # A merged schema (allOf, $ref beside siblings, oneOf branches) is a new dict each time
+            # it is made: it is found again by its content, its subschemas by identity. Not where
+            # lenient: its warnings name the path of each keyword dropped.
+            twin = None if self.lenient else (_content_key(schema), self.over, self._unrolled)
+            found = self._memo.get(twin) if twin is not None else None
+            # each entry holds its own schema: merged schemas are temporary, and a freed one's id
+            # is reused (a twin's entry holds the twin, and the subschemas its key names)
+            got = (schema, self._value(schema, path) if found is None else found[1])
+            if twin is not None and found is None:
+                self._memo[twin] = got
             self._memo[key] = got
         return got[1]
 
@@ -1424,6 +1432,25 @@ def _forbids(schema: dict, name: str) -> bool:
         return not any(re.search(p, name) for p in schema.get("patternProperties", {}))
     except re.error:
         return False
+
+
+def _content_key(schema: dict) -> tuple:
+    """Equal for schemas with the same keywords and values, down to the subschemas inside a
+    keyword's value, which count by identity (merging copies a schema, and the maps and lists
+    that change, but keeps the subschemas). Types count: 1, 1.0 and true are other constants."""
+    return tuple((k, _shallow(v)) for k, v in schema.items())
+
+
+def _shallow(v: Any) -> Any:
+    if isinstance(v, dict):
+        return ("{",) + tuple((k, _identity(x)) for k, x in v.items())
+    if isinstance(v, list):
+        return ("[",) + tuple(_identity(x) for x in v)
+    return _identity(v)
+
+
+def _identity(v: Any) -> Any:
+    return (v.__class__, v) if isinstance(v, (str, int, float)) or v is None else id(v)
 
 
 def _without(schema: dict, *keys: str) -> dict:

@@ -1039,6 +1039,27 @@ def test_lenient_records_warnings():
     assert not any("multipleOf" in w for w in strict.warnings)
 
 
+def test_merged_copies_are_built_once_and_told_apart_by_type():
+    """Merged schemas are new dicts each time: the compiler finds an equal one by content, its
+    subschemas by identity (constrain.json_schema._content_key). Constants of other types (1,
+    1.0, true) are other schemas; a lenient compile still names every path it dropped a keyword at."""
+    tok = get_tok("smollm2")
+    note = {"$comment": "merged"}
+    schema = {"type": "object", "properties": {
+        "i": {"allOf": [{"const": 1}, note]}, "f": {"allOf": [{"const": 1.5}, note]},
+        "t": {"allOf": [{"const": True}, note]}, "z": {"allOf": [{"const": 0}, note]},
+        "n": {"allOf": [{"const": None}, note]}, "s": {"allOf": [{"const": "1"}, note]}}}
+    grammar = tok.compiler.compile_json_schema(schema)
+    for name, value in [("i", 1), ("f", 1.5), ("t", True), ("z", 0), ("n", None), ("s", "1")]:
+        for other in [1, 1.5, True, 0, False, None, "1"]:
+            check_instance(tok, grammar, schema, {name: other})
+        check_instance(tok, grammar, schema, {name: value})
+    lenient = {"properties": {name: {"allOf": [{"multipleOf": 0.01}, note]} for name in "ab"}}
+    warnings = tok.compiler.compile_json_schema(lenient, lenient=True).warnings
+    for name in "ab":
+        assert any(f"'multipleOf' at #/properties/{name}" in w for w in warnings), warnings
+
+
 def test_unconstrained_values_nest_to_any_depth():
     """``{}`` and items without a schema are every JSON value, however deep (no narrowing)."""
     tok = get_tok("smollm2")
