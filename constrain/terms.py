@@ -84,8 +84,8 @@ class TermStore:
                 setattr(self, name, value.copy() if isinstance(value, (list, dict)) else value)
 
     @contextlib.contextmanager
-    def compiling(self) -> Iterator[None]:
-        """Emptiness searches get ``COMPILE_SEARCH_BUDGET`` inside. While a schema is lowered, a
+    def compiling(self, budget: int = COMPILE_SEARCH_BUDGET) -> Iterator[None]:
+        """Emptiness searches get ``budget`` (``COMPILE_SEARCH_BUDGET``) inside. While a schema is lowered, a
         search only prunes (a member, a lexeme, a state no text completes), and giving up keeps
         the part, as past any budget (and is remembered so). Whether the whole language is empty
         (an automaton's start state, made after the lowering) and the states met during
@@ -95,7 +95,7 @@ class TermStore:
         them with more than 1,000 derivatives; the 181 searches past 1,000 (intersections of
         objects in hand-written puzzles, exclusions of overlapping oneOf branches, mostly ending
         undecided at 5,000) spent 1.5 s, 10-20 ms in each of the schemas they slowed."""
-        saved, self.search_budget = self.search_budget, COMPILE_SEARCH_BUDGET
+        saved, self.search_budget = self.search_budget, budget
         try:
             yield
         finally:

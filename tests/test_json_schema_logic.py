@@ -206,6 +206,28 @@ def test_grammar_of_prunes_parts_with_an_empty_language():
         grammar_of(st, st.hole("t"), {"t": st.seq(st.literal(b"["), st.hole("t"), dead)})
 
 
+def test_lexeme_pruning_searches_little_and_keeps_what_it_cannot_decide():
+    """A lexeme's emptiness search only prunes: it stops at LEXEME_SEARCH_BUDGET, inside a compile
+    or not, and the lexeme it could not decide stays (matching nothing, as a search past any budget
+    leaves it); the store's own budget is back afterwards."""
+    from constrain import schema_grammar, terms
+    from constrain.schema_grammar import grammar_of
+
+    st = TermStore()
+    x = st.seq(st.rep(st.byte_set(0b11), 0), st.byte_set(0b01), st.rep(st.byte_set(0b11), 10, 10))
+    hard = st.and_(x, st.not_(x))  # empty, but only a search through its whole product shows it
+    body = st.alt(st.literal(b"x"), st.seq(st.literal(b"["), st.hole("t"), hard))
+    before = len(st._deriv)
+    lexemes = grammar_of(st, st.hole("t"), {"t": body}).grammar.lexemes.values()
+    assert len(st._deriv) - before <= schema_grammar.LEXEME_SEARCH_BUDGET < terms.COMPILE_SEARCH_BUDGET
+    assert sorted(lex.term for lex in lexemes) == sorted([st.literal(b"x"), st.literal(b"["), hard])
+    assert st.search_budget == terms.SEARCH_BUDGET
+    fresh = TermStore()
+    fresh.search_budget = 10**6
+    x = fresh.seq(fresh.rep(fresh.byte_set(0b11), 0), fresh.byte_set(0b01), fresh.rep(fresh.byte_set(0b11), 10, 10))
+    assert fresh.is_empty(fresh.and_(x, fresh.not_(x)))  # what it gave up on
+
+
 def test_prelude_copy_builds_the_same_language():
     """A new store starts as a copy of the prelude (base terms built once per options); a store
     in use builds them afresh: both compile a schema to the same language."""
