@@ -1084,8 +1084,11 @@ class _SchemaCompiler:
             need = needed(seen) or set()  # (states are made only where completable: not None)
             enough = len(seen) + extra >= lo if distinct else count >= lo
             done = enough and not need
+            # Members without AND/NOT are nonempty by their structure (an EMPTY one is never
+            # among them): then so is the state, which keeps the object free of AND/NOT too.
+            searched = [term_of[n] for n in need if st.has_bool[term_of[n]]]
             return st.lazy(tag + (seen, extra, count, written), lambda: define(seen, extra, count, written),
-                           nullable=done, empty=lambda: any(st.is_empty(term_of[n]) for n in need),
+                           nullable=done, empty=(lambda: any(st.is_empty(t) for t in searched)) if searched else None,
                            holes=holes, min_len=sum(st.min_len[term_of[n]] for n in need))
 
         def moves(seen: frozenset, extra: bool, count: int) -> dict[tuple, list[int]]:

@@ -228,6 +228,28 @@ def test_lexeme_pruning_searches_little_and_keeps_what_it_cannot_decide():
     assert fresh.is_empty(fresh.and_(x, fresh.not_(x)))  # what it gave up on
 
 
+def test_objects_in_any_order_are_free_of_intersections_where_their_members_are():
+    """A state of an object written in any order is empty exactly when a member it still needs
+    is: where those members have no AND/NOT (nonempty by their structure), neither does the
+    state, so the object needs no emptiness search (and may be built when first reached)."""
+    def term_of(schema) -> tuple[TermStore, int]:
+        store = TermStore()
+        return store, compile_schema_term(schema, store, **EXACT)[0]
+
+    plain = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
+             "required": ["a"], "dependentRequired": {"b": ["a"]}}
+    store, term = term_of(plain)
+    assert not store.has_bool[term] and not store.is_empty(term)
+    for longest in (3, 1):  # a needed member that is an intersection: searched, nonempty or not
+        hard = {**plain, "properties": {**plain["properties"],
+                                        "a": {"type": "string", "pattern": "^xy", "maxLength": longest}}}
+        store, term = term_of(hard)
+        assert store.has_bool[term] and store.is_empty(term) == (longest == 1)
+        dfa = LazyDFA(store, term)
+        for instance in [{"a": "xy"}, {"a": "xyz"}, {"a": "x"}, {"b": 1}, {"a": "xy", "b": 1}, {}]:
+            assert accepts(dfa, instance) == valid(hard, instance), instance
+
+
 def test_prelude_copy_builds_the_same_language():
     """A new store starts as a copy of the prelude (base terms built once per options); a store
     in use builds them afresh: both compile a schema to the same language."""
