@@ -225,8 +225,9 @@ class _Builder:
         else:  # LAZY
             # empty where the original is, if positive (a state whose completions were all cut is
             # then not proven empty, as TermStore.is_empty allows); a superset, never proven empty
+            # (None: nonempty by its structure, where the original is too or this is a superset)
             r = st.lazy((self._tag, t, depth, positive), lambda: self.unrolled(st.definition(t), depth, positive),
-                        nullable=st.nullable[t], empty=lambda: positive and st.is_empty(t),
+                        nullable=st.nullable[t], empty=(lambda: st.is_empty(t)) if positive and st.has_bool[t] else None,
                         min_len=st.min_len[t] if positive else 0)
         self._unrolled[key] = r
         return r
