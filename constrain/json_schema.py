@@ -362,14 +362,14 @@ class _SchemaCompiler:
         """``value(schema, path)``, built when generation (or an emptiness search) first reaches
         it where constrain.schema_deferral proves that changes nothing else: its warnings are
         recorded now, and it refuses nothing, is nonempty and has no recursive reference."""
-        if self.over or not self.defer or schema is True or not isinstance(schema, dict):
-            return self.value(schema, path)
+        if self.over or not self.defer or not isinstance(schema, dict) or not (_CONTAINERS & schema.keys()):
+            return self.value(schema, path)  # (scalars are as cheap to build now)
         key = (id(schema), self._unrolled)
         got = self._deferred.get(key)
         if got is not None:
             return got[1]
         notes = self.deferral().notes(schema, path)
-        if notes is None or not (_CONTAINERS & schema.keys()):  # (scalars are as cheap to build now)
+        if notes is None:
             return self.value(schema, path)
         for message in notes:
             self.note(message)
