@@ -227,7 +227,8 @@ class _Builder:
             # then not proven empty, as TermStore.is_empty allows); a superset, never proven empty
             # (None: nonempty by its structure, where the original is too or this is a superset)
             r = st.lazy((self._tag, t, depth, positive), lambda: self.unrolled(st.definition(t), depth, positive),
-                        nullable=st.nullable[t], empty=(lambda: st.is_empty(t)) if positive and st.has_bool[t] else None,
+                        nullable=st.nullable[t],
+                        empty=(lambda: st.is_empty(t)) if positive and st.has_bool[t] else None,
                         min_len=st.min_len[t] if positive else 0)
         self._unrolled[key] = r
         return r
