@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Any
 
 from jsonschema import FormatChecker
 
@@ -63,26 +64,30 @@ def checked_formats() -> frozenset[str]:
 
 def format_patterns(fmt: str) -> list[tuple[str, str]] | None:
     """``[(pattern, "fullmatch" | "search"), ...]`` whose intersection is the format, or None."""
+    entry = FormatChecker.checkers.get(fmt)
+    return _format_patterns(fmt, entry[0] if entry is not None else None)
+
+
+@functools.lru_cache(maxsize=None)
+def _format_patterns(fmt: str, checker: Any) -> list[tuple[str, str]] | None:
+    """The patterns of ``fmt`` where ``checker`` is the function registered for it: built once
+    per format and checker (reading a checker's source takes ~130 µs, draft 3's time regex ~120
+    µs, and every string with a format asks). Callers do not modify the list."""
     if fmt in SEARCH_PATTERNS:
         return [(SEARCH_PATTERNS[fmt], "search")]
     if fmt == "hostname":
         return [(FORMAT_PATTERNS[fmt], "fullmatch"), (_HOSTNAME_LENGTH, "fullmatch")]
     if fmt == "time":
-        return [_time_pattern()]
+        return [_time_pattern(checker)]
     if fmt in FORMAT_PATTERNS:
         return [(FORMAT_PATTERNS[fmt], "fullmatch")]
     built = _BUILT.get(fmt)
-    if built is not None and _checker_name(fmt) == built[0]:
+    if built is not None and _checker_name(checker) == built[0]:
         return built[1]()
     rule = _RFC3987_RULES.get(fmt)
-    if rule is not None and _uses_rfc3987(fmt):
-        return _rfc3987_format(rule)
+    if rule is not None and _uses_rfc3987(checker):
+        return [(_without_group_names(_rfc3987_pattern("^%%(%s)s$" % rule)), "search")]
     return None
-
-
-@functools.cache
-def _rfc3987_format(rule: str) -> list[tuple[str, str]]:
-    return [(_without_group_names(_rfc3987_pattern("^%%(%s)s$" % rule)), "search")]
 
 
 def _rfc3987_pattern(template: str) -> str:
@@ -99,16 +104,11 @@ def _rfc3987_pattern(template: str) -> str:
     return table.get(template) or template % table
 
 
-def _time_pattern() -> tuple[str, str]:
+def _time_pattern(checker: Any) -> tuple[str, str]:
     """``FormatChecker()`` registers draft 3's ``time`` last, so "time" there means
     ``datetime.strptime(s, "%H:%M:%S")``; its regex comes from this Python's own ``_strptime``.
     Where the RFC 3339 checker is the one registered, it is the partial-time of date-time."""
-    return _time_pattern_of(FormatChecker().checkers["time"][0])
-
-
-@functools.lru_cache(maxsize=None)
-def _time_pattern_of(func) -> tuple[str, str]:
-    if func.__name__ == "is_draft3_time":  # (TimeRE() reads the locale: ~120 µs, done once)
+    if checker.__name__ == "is_draft3_time":
         import _strptime
 
         pattern = _strptime.TimeRE().pattern("%H:%M:%S")
@@ -120,17 +120,9 @@ _RFC3987_RULES = {"uri": "URI", "uri-reference": "URI_reference", "iri": "IRI",
                   "iri-reference": "IRI_reference"}
 
 
-def _uses_rfc3987(fmt: str) -> bool:
-    """Whether the installed checker for ``fmt`` is jsonschema's rfc3987-based one."""
-    entry = FormatChecker().checkers.get(fmt)
-    return entry is not None and _calls_rfc3987(entry[0])
-
-
-@functools.lru_cache(maxsize=None)
-def _calls_rfc3987(func) -> bool:
-    """Whether checker ``func`` is jsonschema's and calls rfc3987.parse (its source is read once:
-    ~130 µs, for every string of a uri format otherwise)."""
-    if func.__module__ != "jsonschema._format":
+def _uses_rfc3987(checker: Any) -> bool:
+    """Whether ``checker`` (the function registered for a format) is jsonschema's rfc3987-based one."""
+    if checker is None or checker.__module__ != "jsonschema._format":
         return False
     try:
         import rfc3987  # noqa: F401
@@ -139,7 +131,7 @@ def _calls_rfc3987(func) -> bool:
     import inspect
 
     try:
-        return "rfc3987.parse" in inspect.getsource(func)
+        return "rfc3987.parse" in inspect.getsource(checker)
     except (OSError, TypeError):
         return False
 
@@ -153,11 +145,10 @@ def _without_group_names(pattern: str) -> str:
 # Each entry of _BUILT is (name of the checker function it was derived from, builder); a different
 # checker registered under the format (another jsonschema, a user's FormatChecker) leaves it unsupported.
 
-def _checker_name(fmt: str) -> str | None:
-    entry = FormatChecker().checkers.get(fmt)
-    if entry is None or getattr(entry[0], "__module__", None) != "jsonschema._format":
+def _checker_name(checker: Any) -> str | None:
+    if checker is None or getattr(checker, "__module__", None) != "jsonschema._format":
         return None
-    return entry[0].__name__
+    return checker.__name__
 
 
 def _char_class(chars) -> str:
