@@ -244,15 +244,14 @@ class TermStore:
         return t
 
     def alt(self, *ts: int) -> int:
-        if len(ts) <= 2:  # the common cases, without building a set: one term, or EMPTY beside one
-            if len(ts) == 1:
-                return ts[0]
-            if len(ts) == 2:
-                a, b = ts
-                if a == EMPTY or a == b:
-                    return b
-                if b == EMPTY:
-                    return a
+        if len(ts) == 1:  # the common cases, without building a set: one term, or EMPTY beside one
+            return ts[0]
+        if len(ts) == 2:
+            a, b = ts
+            if a == EMPTY or a == b:
+                return b
+            if b == EMPTY:
+                return a
         items: set[int] = set()
         mask = 0
         for t in ts:
