@@ -393,7 +393,8 @@ class _SchemaCompiler:
         got = self._deferrals.get(self._unrolled)
         if got is None:
             got = self._deferrals[self._unrolled] = Deferral(
-                self.refs, self.formats, self.validator, self.disjoint_one_of, self.built_now,
+                self.refs, self.formats, self.validator, self.disjoint_one_of, self.patterns_apart,
+                self.merged_all_of, self.built_now,
                 strict_properties=self.strict_properties, any_order=self.any_order)
         return got
 
@@ -536,6 +537,26 @@ class _SchemaCompiler:
     def conjunction(self, base: Any, path: str, parts: list[tuple[Any, str]]) -> int:
         """``base`` and every part (with its path): merged into one schema where that is exact,
         so that one builder sees every constraint, else intersected as languages."""
+        acc, separate = self.merged(base, parts)
+        terms = [self.value(b, p) for b, p in separate]
+        if not terms or acc is not True and (not isinstance(acc, dict) or VALIDATION & acc.keys()):
+            terms.append(self.value(acc, path))  # (what constrains nothing adds nothing)
+        return self.st.and_(*terms)
+
+    def merged_all_of(self, schema: dict) -> Any:
+        """The one schema that ``value`` compiles for ``schema``, an ``allOf`` whose parts all
+        merge (a copy, for constrain.schema_deferral to read), else None. None where lenient:
+        its build later would not find the parts built now by their content (see value)."""
+        if self.lenient or "$ref" in schema or _UNEVALUATED & schema.keys():  # (not through all_of)
+            return None
+        parts = schema["allOf"]
+        if not isinstance(parts, list):
+            return None
+        acc, separate = self.merged(_without(schema, "allOf"), [(b, "") for b in parts])
+        return None if separate else acc
+
+    def merged(self, base: Any, parts: list[tuple[Any, str]]) -> tuple[Any, list[tuple[Any, str]]]:
+        """``base`` with the parts merged in where that is exact, and the parts that stay apart."""
         acc = base
         separate = []
         todo = list(reversed(parts))
@@ -556,10 +577,7 @@ class _SchemaCompiler:
                 separate.append((sub, sub_path))
             else:
                 acc = m
-        terms = [self.value(b, p) for b, p in separate]
-        if not terms or acc is not True and (not isinstance(acc, dict) or VALIDATION & acc.keys()):
-            terms.append(self.value(acc, path))  # (what constrains nothing adds nothing)
-        return self.st.and_(*terms)
+        return acc, separate
 
     def any_of(self, schema: dict, path: str) -> int:
         st = self.st
@@ -605,6 +623,24 @@ class _SchemaCompiler:
         """Whether any_of compiles the ``oneOf`` of ``schema`` as the union of its branches (no two
         may overlap, so none needs the others excluded)."""
         return not any(self.one_of_overlaps(schema))
+
+    def patterns_apart(self, patterns: list[str]) -> bool:
+        """Whether no key matches two of ``patterns`` (patternProperties), each of which lowers
+        without refusal to a language with some key (proven by its structure, and for each pair
+        by an emptiness search, which key_cells finds memoized): then every key of an object is
+        of at most one pattern, and its value is that pattern's schema itself, not a merged copy.
+        Nothing is reported here (a pattern that is refused is refused where it is compiled)."""
+        st = self.st
+        keys = []
+        for pattern in patterns:
+            try:
+                key = self.low.search(pattern, Encoding.JSON)
+            except RegexError:
+                return False
+            if key == EMPTY or st.has_bool[key]:
+                return False
+            keys.append(self.key_matching(pattern, "#"))
+        return all(st.is_empty(st.and_(a, b)) for a, b in itertools.combinations(keys, 2))
 
     def conditional(self, schema: dict, path: str) -> int:
         st = self.st
@@ -1349,7 +1385,8 @@ class _SchemaCompiler:
 
 
 # keywords of a schema worth deferring (constrain.schema_deferral): it has subschemas to build
-_CONTAINERS = {"properties", "items", "prefixItems", "additionalProperties", "$ref", "anyOf"}
+_CONTAINERS = {"properties", "patternProperties", "items", "prefixItems", "additionalProperties", "$ref", "anyOf",
+               "oneOf", "allOf"}
 _TRACKED_STATES = 4096  # tracker states of an object (min/maxProperties counts, dependentRequired names)
 _DEPENDENT_CASES = 4  # dependentSchemas names split into cases (2**n of them); more are intersected
 _UNIQUE_STATES = 4096  # sets of distinct values written, for uniqueItems

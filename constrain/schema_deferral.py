@@ -14,10 +14,12 @@ that the compile reports:
 
 ``Deferral.notes`` proves these syntactically, for the keywords where the proof is short:
 ``type``, ``enum``/``const`` of scalars, ``properties``, ``required``, ``additionalProperties``,
+``patternProperties`` that no key and no declared name shares (a search, as the compiler makes),
 ``items``/``prefixItems`` with ``minItems``/``maxItems``, string lengths, ``format``s compiled
-exactly, numeric bounds with room between them, non-recursive ``$ref``, ``anyOf``, and ``oneOf``
-whose branches are disjoint. Anything else (``multipleOf``; ``pattern``, which may be refused or
-empty; ``allOf``, ``not``, ...) is built at once, as before, and its own members may still wait.
+exactly, numeric bounds with room between them, non-recursive ``$ref``, ``anyOf``, ``oneOf``
+whose branches are disjoint, and ``allOf`` whose parts merge into one schema (proven as that
+schema). Anything else (``multipleOf``; ``pattern``, which may be refused or empty; ``not``, ...)
+is built at once, as before, and its own members may still wait.
 Such a part may also be built at once *inside* a value that waits (where the compiler would
 compile that very subschema object: a member's value, an element, a reference's target): its
 warnings and refusals come now, its term is memoized for later, and where that term is nonempty
@@ -31,7 +33,8 @@ Example::
     ...                                       "n": {"type": "integer", "minimum": 0},
     ...                                       "p": {"type": "string", "pattern": "^x"}}})
     >>> check = Deferral(linked, frozenset(), Draft202012Validator(linked.root), lambda s: False,
-    ...                  lambda s, path: False, strict_properties=False, any_order=True)
+    ...                  lambda patterns: False, lambda s: None, lambda s, path: False, strict_properties=False,
+    ...                  any_order=True)
     >>> [check.notes(linked.root["properties"][name], "#/properties/" + name) for name in "anp"]
     [frozenset(), frozenset({'bounded numbers are written without exponent'}), None]
 """
@@ -39,6 +42,7 @@ Example::
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +60,9 @@ BOUNDED_NUMBERS_NOTE = "bounded numbers are written without exponent"
 # (or reference-like "$" keyword) makes a schema be built at once
 _PROVEN = {"type", "enum", "const", "properties", "required", "additionalProperties", "items",
            "prefixItems", "minItems", "maxItems", "minLength", "maxLength", "format", "$ref", "anyOf",
-           "oneOf", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", INTEGER_TEXT}
+           "oneOf", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "patternProperties",
+           INTEGER_TEXT}
+_PROVEN_PATTERNS = 16  # patternProperties of at most this many patterns (a search for each pair)
 _BOUNDS = {"minimum": (True, False), "exclusiveMinimum": (True, True),  # (lower, strict)
            "maximum": (False, False), "exclusiveMaximum": (False, True)}
 _INERT_DOLLAR = {"$comment", "$id", "$schema", "$anchor", "$defs", "$dynamicAnchor", "$vocabulary"}
@@ -66,10 +72,13 @@ class Deferral:
     """Decides, once per subschema of one linked document, whether its value may be built later."""
 
     def __init__(self, refs: LinkedSchema, formats: frozenset[str], validator: Any,
-                 disjoint_one_of: Callable[[dict], bool], build_now: Callable[[Any, str], bool], *,
+                 disjoint_one_of: Callable[[dict], bool], patterns_apart: Callable[[list[str]], bool],
+                 merged_all_of: Callable[[dict], Any], build_now: Callable[[Any, str], bool], *,
                  strict_properties: bool, any_order: bool):
         self.refs = refs
         self.disjoint_one_of = disjoint_one_of  # whether the compiler needs no exclusions for a oneOf
+        self.patterns_apart = patterns_apart  # whether patternProperties lower quietly, no key of two
+        self.merged_all_of = merged_all_of  # the one schema an allOf compiles as, or None
         self.build_now = build_now
         self._built: dict[int, tuple[Any, bool]] = {}  # by id: (the schema, build_now's answer)
         self.formats = formats
@@ -106,6 +115,9 @@ class Deferral:
         return frozenset() if built[1] else None
 
     def _notes(self, schema: dict, path: str) -> frozenset[str] | None:
+        if "allOf" in schema:  # proven as the schema its parts merge into, where they all do
+            merged = self.merged_all_of(schema)
+            return None if merged is None else self.notes(merged, path)
         for kw in schema:
             if kw in VALIDATION and kw not in _PROVEN or kw.startswith("$") and kw not in _PROVEN | _INERT_DOLLAR:
                 return None
@@ -215,16 +227,26 @@ class Deferral:
         props = schema.get("properties", {})
         required = schema.get("required", [])
         additional = schema.get("additionalProperties", True)
-        if not isinstance(props, dict) or not isinstance(required, list):
+        patterns = schema.get("patternProperties", {})
+        if not isinstance(props, dict) or not isinstance(required, list) or not isinstance(patterns, dict):
             return None
         strict = self.strict_properties and bool(props)  # then undeclared members are not compiled
-        extras = not strict and additional is not False
+        extras = not strict and (additional is not False or bool(patterns))
+        notes = []
+        if patterns:  # proven where each key is of one pattern at most, and no declared name is
+            if len(patterns) > _PROVEN_PATTERNS or not self.patterns_apart(list(patterns)):
+                return None
+            if any(re.search(p, name) for p in patterns for name in (*props, *required)):
+                return None  # (its value merges the pattern's schema with another: a copy)
+            if not strict:
+                notes += [self.notes(s, f"{path}/patternProperties/{escape_pointer(p)}", kept=True)
+                          for p, s in patterns.items()]
         # (false ones: not proven, see notes)
-        notes = [self.notes(s, f"{path}/properties/{escape_pointer(name)}", kept=True) for name, s in props.items()]
+        notes += [self.notes(s, f"{path}/properties/{escape_pointer(name)}", kept=True) for name, s in props.items()]
         for name in required:
             if name not in props:  # its value: additionalProperties (false: empty)
                 notes.append(self.notes(additional, f"{path}/properties/{escape_pointer(name)}", kept=True))
-        if extras:
+        if extras and additional is not False:
             notes.append(self.notes(additional, path + "/additionalProperties", kept=True))
         out = _union(notes)
         if out is None:
