@@ -31,7 +31,8 @@ from fractions import Fraction
 from .terms import EMPTY, EPS, TermStore
 
 _ZERO_TO_NINE = (0x30, 0x39)
-_MULTIPLES: dict[tuple, tuple | str] = {}  # (step, budget) -> the multiples as a portable graph, or a refusal
+_DIGIT_BYTES = sum(1 << b for b in range(0x30, 0x3A))
+_POINT_BYTE = 1 << 0x2E
 SIGNIFICANT_DIGITS = 15  # a float tells apart every pair of decimals with this many significant digits
 
 
@@ -161,29 +162,16 @@ class NumberTerms:
         With ``N = I * 10**scale + F`` (integer part I, fraction F padded to ``scale`` digits), a
         state of the integer part is ``I mod (modulus / gcd(modulus, 10**scale))`` (all that decides
         ``I * 10**scale mod modulus``) with the digits read so far, a state of the fraction is the
-        remainder of N with the unread digits zero and their count. Raises ``MultipleRefused`` past
-        ``budget`` states.
+        remainder of N with the unread digits zero and their count. States are built as a text
+        reaches them (``TermStore.lazy``): a schema's numbers visit a few of the up to 15 times
+        modulus states. Which states complete to a multiple, and how soon, is arithmetic over the
+        residues (``_Completions``), so no state built is empty. Raises ``MultipleRefused`` where the
+        states a text may reach, counted by residues, exceed ``budget``.
         """
         got = self._multiples.get((step, budget))
         if got is None:  # memoized: the branches of a schema repeat their multipleOf (anyOf distributes it)
-            got = self._multiples[step, budget] = self._shared_multiples(step, budget)
+            got = self._multiples[step, budget] = self._build_multiples(step, budget)
         return got
-
-    def _shared_multiples(self, step: MultipleStep, budget: int) -> int:
-        """Built once per process, then rebuilt in other stores from a portable graph (schemas
-        repeat a few steps: 0.01, 0.5, ...); a refusal is remembered too."""
-        got = _MULTIPLES.get((step, budget))
-        if isinstance(got, str):
-            raise MultipleRefused(got)
-        if got is not None:
-            return self.st.import_term(got)
-        try:
-            term = self._build_multiples(step, budget)
-        except MultipleRefused as exc:
-            _remember(_MULTIPLES, (step, budget), str(exc))
-            raise
-        _remember(_MULTIPLES, (step, budget), self.st.export_term(term))
-        return term
 
     def _build_multiples(self, step: MultipleStep, budget: int) -> int:
         st = self.st
@@ -193,14 +181,10 @@ class NumberTerms:
         if s >= 10 ** (int_digits + scale):  # no nonzero multiple has that few digits
             return st.seq(st.literal(b"0"), st.opt(self.zero_fraction))
         s_int = s // math.gcd(s, 10**scale)
-        memo: dict[tuple, int] = {}
-
-        def state(key: tuple, build) -> int:
-            if key not in memo:
-                if len(memo) > budget:
-                    raise MultipleRefused(f"a step of {s} / 10**{scale} needs more than {budget} states")
-                memo[key] = build()
-            return memo[key]
+        if _reachable_states(s, s_int, scale, int_digits) > budget:
+            raise MultipleRefused(f"a step of {s} / 10**{scale} needs more than {budget} states")
+        ends = _Completions(s, s_int, scale, int_digits)
+        name = ("multiples", st.fresh_key())
 
         def digit(move, nxt, first: int = 0) -> int:  # a digit, then its state (digits grouped by target)
             masks: dict[int, int] = {}
@@ -212,20 +196,29 @@ class NumberTerms:
         def fraction(r: int, j: int, need: bool) -> int:  # j digits read; need: one more is due
             if j == scale:  # the rest are zeros
                 return EMPTY if r else st.rep(st.literal(b"0"), 1 if need else 0)
+            if not ends.fraction_ends(r, j):
+                return EMPTY
             weight = 10 ** (scale - j - 1)
-            return state(("f", r, j, need), lambda: st.alt(
-                EPS if r == 0 and not need else EMPTY,
-                digit(lambda c: (r + c * weight) % s, lambda t: fraction(t, j + 1, False))))
+            done = r == 0 and not need
+            return st.lazy((name, "f", r, j, need), lambda: st.alt(
+                EPS if done else EMPTY,
+                digit(lambda c: (r + c * weight) % s, lambda t: fraction(t, j + 1, False))),
+                nullable=done, empty=None, min_len=0 if done else 1, first=_DIGIT_BYTES)
 
         def after_integer(r: int) -> int:
             padded = r * 10**scale % s
             return st.alt(EPS if padded == 0 else EMPTY, st.seq(st.literal(b"."), fraction(padded, 0, True)))
 
         def integer(r: int, n: int) -> int:  # n digits read, the first nonzero
-            def build() -> int:
+            soonest = ends.integer_min_len(r, n)
+            if soonest is None:
+                return EMPTY
+
+            def define() -> int:
                 more = digit(lambda c: (10 * r + c) % s_int, lambda t: integer(t, n + 1)) if n < int_digits else EMPTY
                 return st.alt(after_integer(r), more)
-            return state(("i", r, n), build)
+            return st.lazy((name, "i", r, n), define, nullable=soonest == 0, empty=None, min_len=soonest,
+                           first=_DIGIT_BYTES | _POINT_BYTE)
 
         return st.alt(st.seq(st.literal(b"0"), after_integer(0)),
                       digit(lambda c: c % s_int, lambda t: integer(t, 1), first=1))
@@ -334,6 +327,58 @@ def _split(x: Decimal) -> tuple[str, str]:
     return i, f
 
 
-def _remember(cache: dict, key, value) -> None:
-    if len(cache) < 1024:  # bounded: steps are few in practice
-        cache[key] = value
+def _reachable_states(s: int, s_int: int, scale: int, int_digits: int) -> int:
+    """An upper bound on the states of ``NumberTerms.multiples`` that texts reach: after n integer
+    digits (the first nonzero) the residues of the 9 * 10**(n-1) numbers of n digits, at most
+    ``s_int``; after j fraction digits at most ``s`` remainders, and ``s_int`` times 10**j."""
+    integer = sum(min(s_int, 9 * 10 ** (n - 1)) for n in range(1, int_digits + 1))
+    return integer + sum(min(s, s_int * 10**j) for j in range(scale))
+
+
+class _Completions:
+    """Which states of the multiples automaton some text completes, and the length of the
+    shortest completion, by arithmetic over residues (built states are never empty).
+
+    A fraction state (remainder r mod s, j of ``scale`` digits read) completes where some value
+    F of the ``scale - j`` digits left has r + F = 0 (mod s), that is, (-r mod s) < 10**(scale-j).
+    An integer residue q (mod s_int) ends the integer part where q * 10**scale is a multiple (no
+    fraction needed), or where its fraction state completes (a point and digits, 2 bytes or more).
+    From integer state (r, n), k more digits reach exactly the residues r * 10**k + x, x < 10**k:
+    an arc of the residue circle, tested against prefix counts of the residues that end.
+    """
+
+    def __init__(self, s: int, s_int: int, scale: int, int_digits: int):
+        self.s, self.s_int, self.scale, self.int_digits = s, s_int, scale, int_digits
+        ten = 10**scale
+        exact = [0] * (s_int + 1)  # prefix counts: residues ending without a fraction
+        ends = [0] * (s_int + 1)  # ... with one or without
+        for q in range(s_int):
+            padded = q * ten % s
+            exact[q + 1] = exact[q] + (padded == 0)
+            ends[q + 1] = ends[q] + ((-padded) % s < ten)
+        self._exact, self._ends = exact, ends
+
+    def fraction_ends(self, r: int, j: int) -> bool:
+        return (-r) % self.s < 10 ** (self.scale - j)
+
+    def integer_min_len(self, r: int, n: int) -> int | None:
+        """The fewest bytes a text from integer state (r, n) still needs, None where none ends."""
+        best = None
+        for k in range(self.int_digits - n + 1):
+            if best is not None and k >= best:
+                break
+            start, width = r * 10**k % self.s_int, 10**k
+            if self._hits(self._exact, start, width):
+                return k
+            if best is None and self._hits(self._ends, start, width):
+                best = k + 2  # a point and a digit at least
+        return best
+
+    def _hits(self, counts: list[int], start: int, width: int) -> bool:
+        m = self.s_int
+        if width >= m:
+            return counts[m] > 0
+        end = start + width
+        if end <= m:
+            return counts[end] > counts[start]
+        return counts[m] > counts[start] or counts[end - m] > 0

@@ -326,7 +326,8 @@ class TermStore:
         return self._intern((REP_K, a, lo, hi), lo == 0, self.has_bool[a])
 
     def lazy(self, key: Hashable, define: Callable[[], int], *, nullable: bool,
-             empty: Callable[[], bool] | None, holes: bool = False, min_len: int = 0) -> int:
+             empty: Callable[[], bool] | None, holes: bool = False, min_len: int = 0,
+             first: int = ALL_BYTES) -> int:
         """A term named ``key`` whose definition ``define()`` is built when first needed, and may
         refer to lazy terms, itself included: an automaton with too many states to build eagerly
         (an object's members in any order, by which names were written) is built as visited.
@@ -335,14 +336,16 @@ class TermStore:
         language is empty when that is asked (emptiness searches do not expand lazy terms), or
         None where the language is known to be nonempty (then, like a term without AND/NOT, it
         answers at once, and the terms around it stay syntactically nonempty); whether the
-        definition may contain holes, and a lower bound on the length of its texts (which guides
-        emptiness searches towards short witnesses).
+        definition may contain holes, a lower bound on the length of its texts (which guides
+        emptiness searches towards short witnesses), and a mask holding every byte they may start
+        with (a derivative by any other byte is EMPTY without building the definition).
         """
         node = (LAZY_K, key, holes)
         tid = self.index.get(node)
         if tid is None:
             tid = self._intern(node, nullable, empty is not None)
             self.min_len[tid] = 0 if nullable else min(max(min_len, 0), _FAR)
+            self.first[tid] = first
             self._definitions[tid] = define
             if empty is not None:
                 self._lazy_empty[tid] = empty

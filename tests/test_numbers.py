@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 
 from constrain.automaton import DEAD, LazyDFA
 from constrain.numbers import SIGNIFICANT_DIGITS, MultipleRefused, NumberTerms, bound_decimal, multiple_step
-from constrain.terms import TermStore
+from constrain.terms import EMPTY, LAZY_K, TermStore
 
 
 def _texts(seed: int = 0, n: int = 400) -> set[str]:
@@ -204,19 +204,49 @@ def test_multiple_of_refusals():
         NumberTerms(TermStore()).multiples(multiple_step(999983, integer=False), budget=1000)
 
 
-def test_multiples_shared_across_stores_are_the_built_ones():
-    from constrain import numbers
-    from constrain.terms import TermStore
-
-    numbers._MULTIPLES.clear()
-    step = multiple_step(0.25, False)
-    NumberTerms(TermStore()).multiples(step)  # built, then kept as a portable graph
+@pytest.mark.parametrize("divisor,integer", [(7, True), (13.5, False), (0.25, False), (2.125, False), (77, True),
+                                              (6.75, False), (1e-8, True)])
+def test_multiples_are_built_as_reached_and_every_state_built_completes(divisor, integer):
     store = TermStore()
-    store.literal(b"unrelated terms first, so that ids differ")
-    shared = NumberTerms(store).multiples(step)
-    assert shared == NumberTerms(store)._build_multiples(step, 30_000)
+    step = multiple_step(divisor, integer)
+    start = NumberTerms(store).multiples(step)
+
+    def states() -> list[int]:
+        return [t for t, node in enumerate(store.nodes) if node[0] == LAZY_K and node[1][0][0] == "multiples"]
+
+    def built() -> list[int]:
+        return [t for t in states() if isinstance(store._definitions[t], int)]
+
+    dfa = LazyDFA(store, start)
+    dfa.step(dfa.start, b"1234")
+    assert 0 < len(built()) <= 8  # the states of "1", "12", "123", "1234" and their fractions, not all
+    # build every state a text reaches (digits and the point, as deep as the digits allow)
+    frontier, seen = [start], {start}
+    while frontier:
+        t = frontier.pop()
+        for b in b"0123456789.":
+            d = store.deriv(t, b)
+            if d != EMPTY and d not in seen:
+                seen.add(d)
+                frontier.append(d)
+    shortest = {}  # each state's shortest completion, by a breadth-first search of its derivatives
+    for t in states():
+        level, depth, found = {t}, 0, None
+        while level and found is None:
+            if any(store.nullable[u] for u in level):
+                found = depth
+            level = {d for u in level for b in b"0123456789." if (d := store.deriv(u, b)) != EMPTY}
+            depth += 1
+        shortest[t] = found
+    assert len(shortest) >= min(step.modulus, 7) and all(n is not None for n in shortest.values())
+    for t, n in shortest.items():  # min_len is a lower bound, 0 exactly where a text may end
+        assert store.min_len[t] <= n and (store.min_len[t] == 0) == (n == 0) == store.nullable[t], t
+
+
+def test_multiples_refused_by_the_states_texts_reach():
+    # 25 / 10**2: 13 integer digits, whose residue mod 25 / gcd(25, 100) = 1 is always 0, then a
+    # first fraction digit from remainder 0, and a second from at most 10 (10 c mod 25 for digit c)
+    step = multiple_step(0.25, False)
+    NumberTerms(TermStore()).multiples(step, budget=13 + 1 + 10)
     with pytest.raises(MultipleRefused):
-        NumberTerms(TermStore()).multiples(step, budget=3)
-    assert isinstance(numbers._MULTIPLES[step, 3], str)
-    with pytest.raises(MultipleRefused):  # remembered, refused again
-        NumberTerms(TermStore()).multiples(step, budget=3)
+        NumberTerms(TermStore()).multiples(step, budget=13 + 1 + 10 - 1)
