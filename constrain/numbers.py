@@ -355,7 +355,7 @@ class _Completions:
         for q in range(s_int):
             padded = q * ten % s
             exact[q + 1] = exact[q] + (padded == 0)
-            ends[q + 1] = ends[q] + ((-padded) % s < ten)
+            ends[q + 1] = ends[q] + self.fraction_ends(padded, 0)
         self._exact, self._ends = exact, ends
 
     def fraction_ends(self, r: int, j: int) -> bool:
