@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import re
 
+from . import builtin_tables
+
 CharSet = tuple[tuple[int, int], ...]
 
 MAX_CODE_POINT = 0x10FFFF
@@ -117,7 +119,11 @@ def code_point_text(limit: int = MAX_CODE_POINT + 1) -> str:
 @functools.lru_cache(maxsize=None)
 def _predicate_set(name: str) -> CharSet:
     """Code points for which Python's ``re`` matches \\d, \\w or \\s in str patterns: ``re`` itself
-    scans them, in C; each class is computed on its first use only."""
+    scans them, in C; each class is computed on its first use only, where the shipped tables do
+    not apply."""
+    shipped = builtin_tables.charset(name)
+    if shipped is not None:
+        return shipped
     text = code_point_text(_PREDICATE_LIMIT)
     return normalize((m.start(), m.end() - 1) for m in re.finditer(_PREDICATE_PATTERNS[name], text))
 
@@ -194,6 +200,9 @@ def case_sensitive() -> CharSet:
     Any other character has itself as lower and upper case, so ``re`` matches it under
     IGNORECASE exactly as without (its compiler only lowers the character and the pattern).
     """
+    shipped = builtin_tables.charset("case_sensitive")
+    if shipped is not None:
+        return shipped
     import _sre
 
     try:

@@ -76,6 +76,7 @@ import functools
 import re
 from collections.abc import Callable
 
+from . import builtin_tables
 from . import charset as cs
 from .errors import RegexError
 from .regex_parser import parse
@@ -251,6 +252,10 @@ class Lowering:
         it again). A pattern that fails to lower raises each time."""
         key = (*key, self.unicode_escapes)
         graph = _PORTABLE.get(key)
+        if graph is None:
+            graph = builtin_tables.lowered(portable_key(key))
+            if graph is not None:
+                _PORTABLE[key] = graph
         if graph is not None:
             return self.store.import_term(graph)
         term = lower()
@@ -261,6 +266,11 @@ class Lowering:
         except ValueError:  # not portable: lowered again next time
             pass
         return term
+
+
+def portable_key(key: tuple) -> tuple:
+    """A ``_PORTABLE`` key with its encoding given by value, as ``builtin_tables`` stores it."""
+    return tuple(part.value if isinstance(part, Encoding) else part for part in key)
 
 
 # Context states (see the module docstring). L: _BOS, a class index, or None (not tracked).
