@@ -222,9 +222,9 @@ class Compiler:
                 if language.grammar is not None:  # (its lexemes were pruned within this budget too)
                     return CompiledCFG(self.vocab, self.trie, language.grammar, source=source, store=store,
                                        warnings=warnings)
-            # whether the language is empty (the start state) is searched with the full budget
-            return CompiledGrammar(self.vocab, self.trie, store, language.term, source=source,
-                                   warnings=warnings, strings=self.strings, json_char=language.json_char)
+                # whether the whole language is empty (the start state) too: see TermStore.compiling
+                return CompiledGrammar(self.vocab, self.trie, store, language.term, source=source,
+                                       warnings=warnings, strings=self.strings, json_char=language.json_char)
 
         return self._cached(key, build)
 

@@ -55,7 +55,9 @@ class TermStore:
         # refinements of byte partitions: per store, so that the memory goes with it (a process-wide
         # cache grew with every grammar's masks, and slowed the compiles after it by a third)
         self._refined: dict[tuple, tuple[int, ...]] = {}
-        self._empty: dict[int, bool] = {}
+        self._empty: dict[int, bool] = {}  # decided: proven empty, or shown nonempty
+        self._undecided: set[int] = set()  # AND/NOT terms a search gave up on while compiling
+        self._guesses = 0  # answers "not proven empty" given because a search gave up, so far
         self._definitions: dict[int, Callable[[], int] | int] = {}  # LAZY terms: how to build, or built
         self._lazy_empty: dict[int, Callable[[], bool]] = {}
         self._fresh = 0
@@ -63,6 +65,7 @@ class TermStore:
         # an emptiness search gives up past this many terms visited and derivatives computed (a
         # derivative of an intersection derives its parts too: the work, not the frontier, is bounded)
         self.search_budget = SEARCH_BUDGET
+        self._compiling = False  # give-ups are provisional (see is_empty)
         assert self._intern((EMPTY_K,), False, False) == EMPTY
         assert self._intern((EPS_K,), True, False) == EPS
 
@@ -80,27 +83,30 @@ class TermStore:
         if not self.is_new() or other._definitions:
             raise ValueError("adopt needs a new store, and a store without lazy terms to copy")
         for name, value in vars(other).items():
-            if name != "search_budget":  # a setting of this store, not a term
-                setattr(self, name, value.copy() if isinstance(value, (list, dict)) else value)
+            if name not in ("search_budget", "_compiling"):  # settings of this store, not terms
+                setattr(self, name, value.copy() if isinstance(value, (list, dict, set)) else value)
 
     @contextlib.contextmanager
     def compiling(self, budget: int = COMPILE_SEARCH_BUDGET) -> Iterator[None]:
         """Emptiness searches get ``budget`` inside (``COMPILE_SEARCH_BUDGET``, or less where a
-        search matters less). While a schema is lowered, a search only prunes (a member, a lexeme,
-        a state no text completes), and giving up keeps the part, as past any budget (and is
-        remembered so). Whether the whole language is empty (an automaton's start state, made
-        after the lowering) and the states met during generation are searched with the full budget.
+        search matters less). While a schema is compiled, a search only prunes (a member, a lexeme,
+        a state no text completes), and giving up keeps the part. Whether the whole language is
+        empty (an automaton's start state) is searched with this budget too. Giving up is
+        provisional here (see ``is_empty``): the states that generation meets, the start's
+        successors first, are searched with the full budget.
 
-        Compiling MaskBench's 6,788 schemas (at 25b0117) makes 2,034 searches. 750 run with this
-        budget: 470 prove a part empty, none past 1,000 derivatives. 843 prune lexemes with a
-        smaller one (3 proven empty). 441 decide a start state with the full budget: 8 find it
-        empty (2 past 1,000), and 56 give up at 5,000 (1.1 s in all, 8-25 ms in each of the
-        hand-written puzzles they slow)."""
-        saved, self.search_budget = self.search_budget, budget
+        Compiling MaskBench's 6,788 schemas (at 25b0117) made 2,034 searches. 750 ran with this
+        budget: 470 proved a part empty, none past 1,000 derivatives. 843 pruned lexemes with a
+        smaller one (3 proven empty). At 367b30c, where start states had the full budget of 5,000,
+        295 schemas searched theirs (MaskBench's options): none was found empty, and 84 searches
+        went past 1,000 derivatives, spending 0.80 s in all (10-28 ms in each of the hand-written
+        puzzles they slowed)."""
+        saved = self.search_budget, self._compiling
+        self.search_budget, self._compiling = budget, True
         try:
             yield
         finally:
-            self.search_budget = saved
+            self.search_budget, self._compiling = saved
 
     def approx_nbytes(self) -> int:
         """Estimated memory held: per term its node tuple, index entry, attribute lists and
@@ -580,17 +586,20 @@ class TermStore:
         Structural for terms without AND/NOT (the constructors never build an empty one but
         EMPTY itself); an AND or NOT node is decided by searching its derivatives for a nullable term.
         A search that visits terms and computes derivatives past ``search_budget`` gives up and
-        answers False (not proven empty, and remembered so: a later call does not search again):
-        an automaton may then keep a state from which nothing is accepted. That never changes a
-        verdict (acceptance is nullability); it can only offer generation a token that leads
-        nowhere, where deciding it exactly would explore the whole product of an intersection
-        with a complement.
+        answers False (not proven empty): an automaton may then keep a state from which nothing is
+        accepted. That never changes a verdict (acceptance is nullability); it can only offer
+        generation a token that leads nowhere, where deciding it exactly would explore the whole
+        product of an intersection with a complement. While compiling, giving up is provisional:
+        the term is not searched again in the compile, but once it ends, with the full budget (so
+        that the automaton's states are decided as well as generation's budget allows), and an
+        answer that rests on it is not remembered as decided. Outside a compile it is final.
         """
         got = self._empty.get(t)
         if got is not None:
             return got
         node = self.nodes[t]
         k = node[0]
+        guesses = self._guesses
         if t == EMPTY:
             r = True
         elif not self.has_bool[t]:
@@ -602,13 +611,25 @@ class TermStore:
         elif k == REP_K:
             r = node[2] > 0 and self.is_empty(node[1])
         elif k == LAZY_K:
-            r = self._lazy_empty.pop(t)()
+            decide = self._lazy_empty.pop(t)
+            r = decide()
+            if not r and self._guesses != guesses:
+                self._lazy_empty[t] = decide
+        elif self._compiling and t in self._undecided:
+            self._guesses += 1
+            return False
         else:
             r = self._search_empty(t)
-        self._empty[t] = r
+            if r is None and self._compiling:
+                self._undecided.add(t)
+                self._guesses += 1
+                return False
+            r = bool(r)  # given up outside a compile: not proven empty, for good
+        if r or self._guesses == guesses:
+            self._empty[t] = r
         return r
 
-    def _search_empty(self, t: int) -> bool:
+    def _search_empty(self, t: int) -> bool | None:
         """Best-first search for an accepting derivative: terms that may end soonest first, so a
         nonempty language is usually shown so along a short path (a witness) instead of the
         whole product automaton.
@@ -619,7 +640,7 @@ class TermStore:
         Successors are made one at a time (an entry ``(u, i)`` stands for the derivatives of ``u``
         by its classes from ``i`` on, at the priority of a derivative one byte nearer the end,
         ``min_len[u] - 1``; an EMPTY or seen one costs no entry): a witness path then costs about
-        one derivative per byte, not one per class."""
+        one derivative per byte, not one per class. None where it gave up (see is_empty)."""
         parent = {t: t}
         heap = [(self.min_len[t], 0, t, -1, 0)]  # (priority, order, term, class index, stalls)
         pushed = 0
@@ -651,7 +672,7 @@ class TermStore:
                 heapq.heappush(heap, (self.min_len[d] + _STALL_COST * d_stalls, -pushed, d, -1, d_stalls))
                 break
             if len(parent) + len(self._deriv) > limit:
-                return False  # undecided: not proven empty (see is_empty)
+                return None  # undecided (see is_empty)
         for u in parent:  # closed under derivatives and nothing in it accepts: all empty
             self._empty[u] = True
         return True

@@ -166,10 +166,28 @@ def test_compiling_searches_within_the_compile_budget_and_restores_the_full_one(
         assert copy.search_budget == terms.COMPILE_SEARCH_BUDGET
 
 
-def test_whether_a_schema_accepts_anything_is_searched_with_the_full_budget():
+def test_a_search_given_up_while_compiling_is_searched_again_after_it():
+    """Giving up inside ``compiling`` is provisional: not searched again in the compile (and
+    nothing that rests on it is remembered as decided), then searched with the full budget."""
+
+    store = TermStore()
+    x = store.seq(store.rep(store.byte_set(0b11), 0), store.byte_set(0b01), store.rep(store.byte_set(0b11), 8, 8))
+    hard = store.and_(x, store.not_(x))  # empty: the whole product, ~3,100 derivatives, proves it
+    around = store.seq(store.literal(b"["), hard)
+    with store.compiling():
+        assert store.is_empty(around) is False  # gave up
+        searched = len(store._deriv)
+        assert store.is_empty(hard) is False and store.is_empty(around) is False
+        assert len(store._deriv) == searched  # not again in this compile
+    assert store.is_empty(around) is True  # with the full budget, after it
+    assert store._empty[hard] is True
+
+
+def test_a_start_state_the_compile_gave_up_on_is_decided_by_generation():
     """No array of at most two distinct booleans contains "a": proving the language empty takes
-    more than the compile budget, and the start state is decided with the full one (a live
-    start would let generation write ``[`` and stop there, with nothing allowed)."""
+    more than the compile budget. The start state stays (the compile does not spend generation's
+    budget on it), but the first mask searches the states after it with the full budget, and
+    allows nothing: generation cannot write ``[`` and then find nothing allowed."""
     import constrain
     from constrain import terms
     from constrain.vocab import Vocabulary
@@ -177,5 +195,22 @@ def test_whether_a_schema_accepts_anything_is_searched_with_the_full_budget():
     compiler = constrain.Compiler(Vocabulary([bytes([i]) for i in range(256)] + [None], eos_token_ids=[256]))
     grammar = compiler.compile_json_schema({"type": "array", "items": {"type": "boolean"}, "uniqueItems": True,
                                             "contains": {"enum": ["a"]}, "maxItems": 2})
-    assert grammar.matcher().allowed_token_ids().size == 0
     assert grammar.store.search_budget == terms.SEARCH_BUDGET
+    assert grammar.matcher().allowed_token_ids().size == 0
+
+
+def test_stores_copied_from_one_prelude_do_not_share_what_they_gave_up_on():
+    def hard(store: TermStore) -> int:
+        x = store.seq(store.rep(store.byte_set(0b11), 0), store.byte_set(0b01), store.rep(store.byte_set(0b11), 8, 8))
+        return store.and_(x, store.not_(x))
+
+    prelude = TermStore()
+    prelude.literal(b"prelude")
+    first, second = TermStore(), TermStore()
+    first.adopt(prelude)
+    second.adopt(prelude)
+    with first.compiling(100):
+        assert first.is_empty(hard(first)) is False  # given up on, in this store only
+    with second.compiling(10**6):
+        assert hard(second) == hard(first)  # the same term id in the other store
+        assert second.is_empty(hard(second)) is True
