@@ -137,14 +137,20 @@ def test_witness_search_does_not_walk_optional_whitespace_first():
     assert len(store._deriv) - before < 100
 
 
+def empty_only_by_its_product(store: TermStore, width: int) -> int:
+    """x & ~x, for x = "a 0b01 byte ``width`` bytes from the end": empty, but only the whole product
+    proves it (~3,100 derivatives at width 8, ~12,300 at 10)."""
+    x = store.seq(store.rep(store.byte_set(0b11), 0), store.byte_set(0b01), store.rep(store.byte_set(0b11), width, width))
+    return store.and_(x, store.not_(x))
+
+
 def test_compiling_searches_within_the_compile_budget_and_restores_the_full_one():
     """While compiling, an emptiness search gives up at COMPILE_SEARCH_BUDGET (the part is kept,
     not proven empty); afterwards, and after a failed compile, the store has its full budget."""
     from constrain import terms
 
-    def hard(store: TermStore) -> int:  # x & ~x: empty, but only the whole product proves it
-        x = store.seq(store.rep(store.byte_set(0b11), 0), store.byte_set(0b01), store.rep(store.byte_set(0b11), 10, 10))
-        return store.and_(x, store.not_(x))
+    def hard(store: TermStore) -> int:
+        return empty_only_by_its_product(store, 10)
 
     store = TermStore()
     with store.compiling():
@@ -171,8 +177,7 @@ def test_a_search_given_up_while_compiling_is_searched_again_after_it():
     nothing that rests on it is remembered as decided), then searched with the full budget."""
 
     store = TermStore()
-    x = store.seq(store.rep(store.byte_set(0b11), 0), store.byte_set(0b01), store.rep(store.byte_set(0b11), 8, 8))
-    hard = store.and_(x, store.not_(x))  # empty: the whole product, ~3,100 derivatives, proves it
+    hard = empty_only_by_its_product(store, 8)  # more than the compile budget, less than the full one
     around = store.seq(store.literal(b"["), hard)
     with store.compiling():
         assert store.is_empty(around) is False  # gave up
@@ -201,8 +206,7 @@ def test_a_start_state_the_compile_gave_up_on_is_decided_by_generation():
 
 def test_stores_copied_from_one_prelude_do_not_share_what_they_gave_up_on():
     def hard(store: TermStore) -> int:
-        x = store.seq(store.rep(store.byte_set(0b11), 0), store.byte_set(0b01), store.rep(store.byte_set(0b11), 8, 8))
-        return store.and_(x, store.not_(x))
+        return empty_only_by_its_product(store, 8)
 
     prelude = TermStore()
     prelude.literal(b"prelude")
